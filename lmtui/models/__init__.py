@@ -1,0 +1,26 @@
+"""The model package: one family per file, chosen by config.json's `model_type`.
+
+A family module provides `MODEL_TYPES`, a `Config` with `from_hf(dict)`, `MODEL` (the model class,
+built from that config) and `WEIGHTS`, its `WeightTable`. Decoder models take
+`forward(input_ids, key_mask, positions, cache) -> logits` and `new_cache(batch, max_len)`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from lmtui.errors import LmtuiError
+from lmtui.models import gpt2
+
+FAMILY_MODULES: tuple[ModuleType, ...] = (gpt2,)
+FAMILIES: dict[str, ModuleType] = {t: module for module in FAMILY_MODULES for t in module.MODEL_TYPES}
+
+
+def family_for(config: dict[str, Any]) -> ModuleType:
+    """The family module for a config.json, or an error that lists what is supported."""
+    model_type = config.get("model_type")
+    if model_type not in FAMILIES:
+        supported = ", ".join(sorted(FAMILIES))
+        raise LmtuiError(f"config.json: unsupported model_type {model_type!r} (supported: {supported})")
+    return FAMILIES[model_type]

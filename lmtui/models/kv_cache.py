@@ -1,0 +1,52 @@
+"""A preallocated key/value cache written in place, so decoding never reallocates or copies history."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class KVCache:
+    """Keys and values of every layer for up to `max_len` positions.
+
+    Each layer calls `update(layer, k, v)` with the new positions and gets back views of everything
+    cached so far; the model calls `advance(T)` once after all layers have written. Beam search
+    reorders batch rows in place with `reorder`.
+    """
+
+    def __init__(
+        self,
+        layers: int,
+        batch: int,
+        kv_heads: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        shape = (layers, batch, kv_heads, max_len, head_dim)  # (L, B, nkv, S_max, hs)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.length = 0
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write k, v (B, nkv, T, hs) after the cached positions; return (B, nkv, length + T, hs) views."""
+        end = self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; {end} were asked for")
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, steps: int) -> None:
+        self.length += steps
+
+    def reorder(self, rows: Tensor) -> None:
+        """Keep batch rows `rows` (B,) in this order, e.g. the parents of the surviving beams."""
+        n = self.length
+        self.k[:, :, :, :n] = self.k[:, :, :, :n].index_select(1, rows)
+        self.v[:, :, :, :n] = self.v[:, :, :, :n].index_select(1, rows)
