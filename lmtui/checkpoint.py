@@ -6,7 +6,6 @@ loaded, so a folder that has nothing else is refused with the way to convert it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,6 +13,7 @@ from typing import Any, Iterator
 from safetensors import SafetensorError, safe_open
 
 from lmtui.errors import LmtuiError
+from lmtui.jsonfile import read_json_object
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 SINGLE_FILE = "model.safetensors"
@@ -48,10 +48,9 @@ class Checkpoint:
 def open_checkpoint(model: str | Path) -> Checkpoint:
     """Resolve `model` to a folder, read its config and index every tensor it holds."""
     folder = resolve_folder(model)
-    config = read_json(folder / "config.json", "config.json")
-    if not isinstance(config, dict):
-        raise LmtuiError(f"{folder / 'config.json'} is not a JSON object")
-    return Checkpoint(folder, str(model), config, index_tensors(weight_files(folder)))
+    files = weight_files(folder)  # first: a pickle-only folder is refused for that, whatever else it lacks
+    config = read_json_object(folder / "config.json")
+    return Checkpoint(folder, str(model), config, index_tensors(files))
 
 
 def resolve_folder(model: str | Path) -> Path:
@@ -91,8 +90,7 @@ def weight_files(folder: Path) -> list[Path]:
         return [single]
     index_path = folder / SHARD_INDEX
     if index_path.is_file():
-        index = read_json(index_path, SHARD_INDEX)
-        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        weight_map = read_json_object(index_path).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise LmtuiError(f"{index_path} has no weight_map")
         shards = sorted({folder / str(name) for name in weight_map.values()})
@@ -143,13 +141,3 @@ def read_tensors(tensors: dict[str, TensorEntry], device: str = "cpu") -> Iterat
                     yield name, handle.get_tensor(name)
         except SafetensorError as error:
             raise LmtuiError(f"{path.name}: {error}") from None
-
-
-def read_json(path: Path, label: str) -> Any:
-    """Parse a JSON file, turning a missing or broken one into a message that names it."""
-    if not path.is_file():
-        raise LmtuiError(f"{path.parent} has no {label}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise LmtuiError(f"{path} is not valid JSON ({error})") from None
