@@ -1,0 +1,109 @@
+"""One loaded model and its tokenizer; the Python API that the CLI and the app are both built on.
+
+Everything returned here is plain data (dataclasses of str/int/float), so faces never touch torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lmtui.checkpoint import Checkpoint, open_checkpoint
+from lmtui.errors import LmtuiError
+from lmtui.generation_defaults import GenerationDefaults, load_generation_defaults
+from lmtui.models import family_for
+from lmtui.models.layers import attention_backend
+from lmtui.models.loading import Progress, load_model
+from lmtui.tokenizer import Tokenizer, load_tokenizer
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "weights" / "tiny-gpt"
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: str
+    family: str
+    model_type: str
+    parameters: int
+    layers: int
+    heads: int
+    kv_heads: int
+    hidden_size: int
+    vocab_size: int
+    context_length: int
+    dtype: str
+    device: str
+    attention_backend: str
+    tokenizer: str
+    file_size: int
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LmtuiError("--device cuda: no CUDA device is available (this PyTorch build or machine has none)")
+    if name not in ("cpu", "cuda"):
+        raise LmtuiError(f"--device must be auto, cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str) -> torch.dtype | None:
+    """None keeps the checkpoint's own dtype."""
+    if name == "auto":
+        return None
+    if name not in DTYPES:
+        raise LmtuiError(f"--dtype must be auto, {', '.join(DTYPES)}, not {name!r}")
+    return DTYPES[name]
+
+
+class Session:
+    """A model, its tokenizer and generation defaults, loaded once and used by every command."""
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        progress: Progress | None = None,
+    ) -> None:
+        if model is None and not DEFAULT_MODEL.is_dir():
+            raise LmtuiError(f"no --model given and the bundled model {DEFAULT_MODEL} is not there")
+        self.device = resolve_device(device)
+        self.checkpoint: Checkpoint = open_checkpoint(model if model is not None else DEFAULT_MODEL)
+        self.tokenizer: Tokenizer = load_tokenizer(self.checkpoint.folder)
+        self.generation: GenerationDefaults = load_generation_defaults(
+            self.checkpoint.folder, self.checkpoint.config
+        )
+        self.model = load_model(self.checkpoint, resolve_dtype(dtype), self.device, progress)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def info(self) -> ModelInfo:
+        config = self.model.config
+        family = family_for(self.checkpoint.config)
+        return ModelInfo(
+            name=self.checkpoint.name,
+            path=str(self.checkpoint.folder),
+            family=family.__name__.rsplit(".", 1)[-1],
+            model_type=str(self.checkpoint.config["model_type"]),
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            layers=config.n_layers,
+            heads=config.n_heads,
+            kv_heads=config.n_kv_heads,
+            hidden_size=config.hidden_size,
+            vocab_size=config.vocab_size,
+            context_length=config.context_length,
+            dtype=str(self.dtype).removeprefix("torch."),
+            device=str(self.device),
+            attention_backend=attention_backend(self.device, self.dtype),
+            tokenizer=self.tokenizer.kind,
+            file_size=self.checkpoint.file_size,
+        )
