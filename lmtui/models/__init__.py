@@ -11,9 +11,9 @@ from types import ModuleType
 from typing import Any
 
 from lmtui.errors import LmtuiError
-from lmtui.models import gpt2
+from lmtui.models import gpt2, llama
 
-FAMILY_MODULES: tuple[ModuleType, ...] = (gpt2,)
+FAMILY_MODULES: tuple[ModuleType, ...] = (gpt2, llama)
 FAMILIES: dict[str, ModuleType] = {t: module for module in FAMILY_MODULES for t in module.MODEL_TYPES}
 
 

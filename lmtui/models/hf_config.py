@@ -25,11 +25,13 @@ def _lookup(config: dict[str, Any], names: tuple[str, ...], default: Any) -> tup
     return names[0], default
 
 
-def int_field(config: dict[str, Any], *names: str, default: Any = _MISSING, hi: int = MAX_DIM) -> int:
-    """A whole number in [1, hi] from the first of `names` present."""
+def int_field(
+    config: dict[str, Any], *names: str, default: Any = _MISSING, lo: int = 1, hi: int = MAX_DIM
+) -> int:
+    """A whole number in [lo, hi] from the first of `names` present."""
     name, value = _lookup(config, names, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-        raise LmtuiError(f"config.json: {name} must be a whole number from 1 to {hi}, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise LmtuiError(f"config.json: {name} must be a whole number from {lo} to {hi}, not {value!r}")
     return value
 
 

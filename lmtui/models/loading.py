@@ -49,7 +49,7 @@ def load_model(
     for done, (name, tensor) in enumerate(read_tensors(wanted, _safetensors_device(device)), start=1):
         ours = plan[name]
         if family.WEIGHTS.is_transposed(ours):
-            tensor = tensor.t().contiguous()
+            tensor = tensor.t()  # a view: F.linear on it is a plain (in, out) matmul, no copy needed
         state[ours] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
         if progress is not None:
             progress(done, len(wanted))
