@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers_models import randomize
+
 CORPUS = (
     "The quick brown fox jumps over the lazy dog. A language model reads a prompt one token at a time, "
     "and attention lets every position look back at the ones before it. Heads specialise: some attend "
@@ -39,14 +41,14 @@ def write_bpe_tokenizer(folder: Path, vocab_size: int = 300) -> None:
 
 
 def save_gpt2(folder: Path, vocab_size: int = 320, seed: int = 0, **overrides: object) -> Path:
-    """A random GPT2LMHeadModel with a tokenizer, saved as transformers saves it."""
+    """A random GPT2LMHeadModel (weights large enough that mistakes show) with a tokenizer."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
     settings = dict(vocab_size=vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=4,
                     bos_token_id=0, eos_token_id=0)
     config = GPT2Config(**{**settings, **overrides})
-    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    randomize(GPT2LMHeadModel(config), seed=seed).save_pretrained(folder)
     write_bpe_tokenizer(folder, vocab_size=min(vocab_size, 300))
     return folder
 

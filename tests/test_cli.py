@@ -94,3 +94,23 @@ def test_hub_id_from_local_cache(tmp_path: Path, gpt2_folder: Path) -> None:
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["path"] == str(repo / "snapshots" / revision) and info["family"] == "gpt2"
+
+
+def test_info_json_for_a_grouped_query_llama_family_model(tmp_path: Path) -> None:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from conftest import write_bpe_tokenizer
+
+    config = Qwen2Config(vocab_size=320, hidden_size=48, intermediate_size=96, num_hidden_layers=3,
+                         num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=True)
+    model = Qwen2ForCausalLM(config)
+    model.save_pretrained(tmp_path)
+    write_bpe_tokenizer(tmp_path)
+    code, out, _ = run("info", "-m", str(tmp_path / "model.safetensors"), "--json")
+    assert code == 0
+    info = json.loads(out)
+    expected = {"family": "llama", "model_type": "qwen2", "layers": 3, "heads": 6, "kv_heads": 2,
+                "hidden_size": 48, "vocab_size": 320, "context_length": 256,
+                "parameters": sum(p.numel() for p in model.parameters())}
+    assert {key: info[key] for key in expected} == expected

@@ -10,10 +10,7 @@ import torch
 from transformers import GPT2LMHeadModel, GPT2Model
 
 from conftest import save_gpt2
-from lmtui.checkpoint import open_checkpoint
-from lmtui.models.loading import load_model
-
-TOL = 1e-4
+from helpers_models import assert_logits_match, hf_positions, left_padding_mask, load_ours, token_ids
 CONFIGS = {
     "default": {},
     "untied": {"tie_word_embeddings": False},
@@ -29,19 +26,18 @@ CONFIGS = {
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     folder = save_gpt2(tmp_path_factory.mktemp(request.param), **CONFIGS[request.param])
     theirs = GPT2LMHeadModel.from_pretrained(folder).eval()
-    ours = load_model(open_checkpoint(folder), None, torch.device("cpu"))
-    return ours, theirs
+    return load_ours(folder), theirs
 
 
-def tokens(batch: int, length: int, vocab: int = 320) -> torch.Tensor:
-    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(1))
+def tokens(batch: int, length: int) -> torch.Tensor:
+    return token_ids(batch, length, vocab=320)
 
 
 @torch.no_grad()
 def test_full_forward(pair) -> None:
     ours, theirs = pair
     ids = tokens(2, 16)
-    torch.testing.assert_close(ours(ids), theirs(ids).logits, atol=TOL, rtol=0)
+    assert_logits_match(ours(ids), theirs(ids).logits)
 
 
 @torch.no_grad()
@@ -51,36 +47,32 @@ def test_prefill_then_cached_steps_equal_full_forward(pair) -> None:
     cache = ours.new_cache(batch=2, max_len=12)
     pieces = [ours(ids[:, :4], cache=cache)] + [ours(ids[:, t : t + 1], cache=cache) for t in range(4, 12)]
     assert cache.length == 12
-    torch.testing.assert_close(torch.cat(pieces, dim=1), theirs(ids).logits, atol=TOL, rtol=0)
+    assert_logits_match(torch.cat(pieces, dim=1), theirs(ids).logits)
 
 
 @torch.no_grad()
 def test_left_padded_batch(pair) -> None:
     ours, theirs = pair
     ids = tokens(3, 10)
-    mask = torch.ones(3, 10, dtype=torch.long)
-    mask[0, :4] = 0
-    mask[2, :1] = 0
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    expected = theirs(ids, attention_mask=mask, position_ids=positions).logits
+    mask = left_padding_mask([6, 10, 9], total=10)
+    expected = theirs(ids, attention_mask=mask, position_ids=hf_positions(mask)).logits
     got = ours(ids, key_mask=mask)
     real = mask.bool()
-    torch.testing.assert_close(got[real], expected[real], atol=TOL, rtol=0)
-    torch.testing.assert_close(got[0, 4:], theirs(ids[:1, 4:]).logits[0], atol=TOL, rtol=0)
+    assert_logits_match(got[real], expected[real])
+    assert_logits_match(got[0, 4:], theirs(ids[:1, 4:]).logits[0])
 
 
 @torch.no_grad()
 def test_left_padded_batch_with_cache(pair) -> None:
     ours, theirs = pair
     ids = tokens(2, 10)
-    mask = torch.ones(2, 10, dtype=torch.long)
-    mask[1, :3] = 0
+    mask = left_padding_mask([10, 7], total=10)
     cache = ours.new_cache(batch=2, max_len=10)
     prefill = ours(ids[:, :6], key_mask=mask[:, :6], cache=cache)
     steps = [ours(ids[:, t : t + 1], key_mask=mask[:, : t + 1], cache=cache) for t in range(6, 10)]
     got = torch.cat([prefill] + steps, dim=1)
-    torch.testing.assert_close(got[1, 3:], theirs(ids[1:, 3:]).logits[0], atol=TOL, rtol=0)
-    torch.testing.assert_close(got[0], theirs(ids[:1]).logits[0], atol=TOL, rtol=0)
+    assert_logits_match(got[1, 3:], theirs(ids[1:, 3:]).logits[0])
+    assert_logits_match(got[0], theirs(ids[:1]).logits[0])
 
 
 def test_parameter_count_counts_tied_weights_once(pair) -> None:
@@ -100,12 +92,14 @@ def test_bare_gpt2model_layout_with_old_mask_buffers(tmp_path: Path) -> None:
     assert not any(name.startswith("transformer.") for name in state)
     state["h.0.attn.bias"] = torch.tril(torch.ones(1, 1, 64, 64))
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
-    ours = load_model(open_checkpoint(folder), None, torch.device("cpu"))
     ids = tokens(1, 8)
-    torch.testing.assert_close(ours(ids), theirs(ids).logits, atol=TOL, rtol=0)
+    assert_logits_match(load_ours(folder)(ids), theirs(ids).logits)
 
 
 def test_dtype_conversion_and_auto(gpt2_folder: Path) -> None:
+    from lmtui.checkpoint import open_checkpoint
+    from lmtui.models.loading import load_model
+
     checkpoint = open_checkpoint(gpt2_folder)
     assert next(load_model(checkpoint, None, torch.device("cpu")).parameters()).dtype == torch.float32
     half = load_model(checkpoint, torch.bfloat16, torch.device("cpu"))
