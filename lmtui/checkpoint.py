@@ -6,9 +6,10 @@ loaded, so a folder that has nothing else is refused with the way to convert it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from safetensors import SafetensorError, safe_open
 

@@ -14,10 +14,12 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
+
+Runs = dict[str, Callable[[], object]]  # what is timed, by name
 
 SHAPES = {
     "smollm2-135m": ("LlamaConfig", "LlamaForCausalLM", dict(
@@ -49,7 +51,7 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def lmtui_runs(folder: Path, dtype: torch.dtype, ids: torch.Tensor, steps: int) -> dict[str, Callable[[], object]]:
+def lmtui_runs(folder: Path, dtype: torch.dtype, ids: torch.Tensor, steps: int) -> Runs:
     from lmtui.checkpoint import open_checkpoint
     from lmtui.models.loading import load_model
 
@@ -68,7 +70,7 @@ def lmtui_runs(folder: Path, dtype: torch.dtype, ids: torch.Tensor, steps: int) 
     }
 
 
-def transformers_runs(folder: Path, dtype: torch.dtype, ids: torch.Tensor, steps: int) -> dict[str, Callable[[], object]]:
+def transformers_runs(folder: Path, dtype: torch.dtype, ids: torch.Tensor, steps: int) -> Runs:
     from transformers import AutoModelForCausalLM, DynamicCache
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()

@@ -11,7 +11,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import GPT2LMHeadModel
 
-from conftest import save_gpt2
 from lmtui.checkpoint import open_checkpoint
 from lmtui.errors import LmtuiError
 from lmtui.models.loading import load_model
@@ -125,7 +124,8 @@ def test_truncated_safetensors(folder: Path, keep: float) -> None:
 
 def test_pickle_only_folder_is_refused(folder: Path) -> None:
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
-    with pytest.raises(LmtuiError, match=r"pytorch_model\.bin is a pickle file, which can run arbitrary code.*save_pretrained"):
+    refusal = r"pytorch_model\.bin is a pickle file, which can run arbitrary code.*save_pretrained"
+    with pytest.raises(LmtuiError, match=refusal):
         open_checkpoint(folder)
 
 

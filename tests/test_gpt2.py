@@ -11,6 +11,7 @@ from transformers import GPT2LMHeadModel, GPT2Model
 
 from conftest import save_gpt2
 from helpers_models import assert_logits_match, hf_positions, left_padding_mask, load_ours, token_ids
+
 CONFIGS = {
     "default": {},
     "untied": {"tie_word_embeddings": False},

@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (AutoTokenizer, BertTokenizer, GPT2Tokenizer, LlamaTokenizer, PreTrainedTokenizerFast,
-                          RobertaTokenizer)
+from transformers import (
+    AutoTokenizer,
+    BertTokenizer,
+    GPT2Tokenizer,
+    LlamaTokenizer,
+    PreTrainedTokenizerFast,
+    RobertaTokenizer,
+)
 
 from lmtui.errors import LmtuiError
 from lmtui.tokenizer import Encoding, SpecialToken, Tokenizer, load_tokenizer

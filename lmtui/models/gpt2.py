@@ -12,13 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from lmtui.errors import LmtuiError
 from lmtui.models.hf_config import MAX_VOCAB, bool_field, divisible, float_field, int_field, str_field
 from lmtui.models.kv_cache import KVCache
-from lmtui.models.layers import activation, attend, attention_mask, positions_from_mask
+from lmtui.models.layers import activation, attend, attention_mask, default_positions
 from lmtui.models.weights import WeightTable
 
 MODEL_TYPES = ("gpt2",)
@@ -152,9 +151,7 @@ class GPT2(nn.Module):
         T = input_ids.shape[1]
         past = cache.length if cache is not None else 0
         if positions is None:
-            positions = positions_from_mask(key_mask, T) if key_mask is not None else past + torch.arange(
-                T, device=input_ids.device
-            )[None]
+            positions = default_positions(key_mask, T, past, input_ids.device)
         mask = attention_mask(key_mask, T, past + T, causal=True)
         x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
         for block in self.transformer.h:
@@ -164,8 +161,6 @@ class GPT2(nn.Module):
         return self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab)
 
     def new_cache(self, batch: int, max_len: int) -> KVCache:
-        c = self.config
-        weight = self.lm_head.weight
-        return KVCache(c.n_layers, batch, c.n_heads, max_len, c.head_dim, weight.dtype, weight.device)
+        return KVCache.for_model(self.config, batch, max_len, like=self.lm_head.weight)
 
 MODEL = GPT2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -28,6 +30,11 @@ class KVCache:
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.length = 0
+
+    @classmethod
+    def for_model(cls, config: Any, batch: int, max_len: int, like: Tensor) -> KVCache:
+        """A cache shaped for a decoder config (n_layers, n_kv_heads, head_dim), typed like `like`."""
+        return cls(config.n_layers, batch, config.n_kv_heads, max_len, config.head_dim, like.dtype, like.device)
 
     @property
     def max_len(self) -> int:

@@ -6,7 +6,7 @@ each one reads top to bottom with the checkpoint's own tensor names.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -135,8 +135,13 @@ def attention_backend(device: torch.device, dtype: torch.dtype) -> str:
     return f"sdpa ({device.type})"
 
 
-def positions_from_mask(key_mask: Tensor, q_len: int) -> Tensor:
-    """Position ids (B, T) for the last T tokens: count of real tokens before each, so left padding
-    does not shift positions (what transformers.generate passes as `position_ids`)."""
+def default_positions(key_mask: Tensor | None, q_len: int, past: int, device: torch.device) -> Tensor:
+    """Position ids (B or 1, T) of the last T tokens when the caller gives none.
+
+    With a key mask, a token's position is the count of real tokens before it, so left padding
+    does not shift positions (what transformers.generate passes as `position_ids`).
+    """
+    if key_mask is None:
+        return past + torch.arange(q_len, device=device)[None]  # (1, T)
     positions = key_mask.long().cumsum(-1) - 1  # (B, S)
-    return positions.clamp(min=0)[:, -q_len:]
+    return positions.clamp(min=0)[:, -q_len:]  # (B, T)

@@ -13,13 +13,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from lmtui.errors import LmtuiError
 from lmtui.models.hf_config import MAX_VOCAB, bool_field, divisible, float_field, int_field, str_field
 from lmtui.models.kv_cache import KVCache
-from lmtui.models.layers import GatedMLP, RMSNorm, activation, attend, attention_mask, positions_from_mask
+from lmtui.models.layers import GatedMLP, RMSNorm, activation, attend, attention_mask, default_positions
 from lmtui.models.rope import RopeConfig, RotaryEmbedding, apply_rotary
 from lmtui.models.weights import WeightTable
 
@@ -203,9 +202,7 @@ class Llama(nn.Module):
         T = input_ids.shape[1]
         past = cache.length if cache is not None else 0
         if positions is None:
-            positions = positions_from_mask(key_mask, T) if key_mask is not None else past + torch.arange(
-                T, device=input_ids.device
-            )[None]
+            positions = default_positions(key_mask, T, past, input_ids.device)
         x = self.model.embed_tokens(input_ids)  # (B, T, C)
         cos, sin = self.model.rotary_emb(positions, x.dtype)  # (B, T, rot)
         masks = {w: attention_mask(key_mask, T, past + T, causal=True, window=w) for w in set(self.config.windows)}
@@ -216,9 +213,7 @@ class Llama(nn.Module):
         return self.lm_head(self.model.norm(x))  # (B, T, vocab)
 
     def new_cache(self, batch: int, max_len: int) -> KVCache:
-        c = self.config
-        weight = self.model.embed_tokens.weight
-        return KVCache(c.n_layers, batch, c.n_kv_heads, max_len, c.head_dim, weight.dtype, weight.device)
+        return KVCache.for_model(self.config, batch, max_len, like=self.model.embed_tokens.weight)
 
 
 MODEL = Llama

@@ -6,7 +6,7 @@ through safetensors' memory map and converted to the requested dtype one by one.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
