@@ -114,3 +114,11 @@ def test_info_json_for_a_grouped_query_llama_family_model(tmp_path: Path) -> Non
                 "hidden_size": 48, "vocab_size": 320, "context_length": 256,
                 "parameters": sum(p.numel() for p in model.parameters())}
     assert {key: info[key] for key in expected} == expected
+
+
+def test_no_model_and_no_bundled_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import lmtui.session
+
+    monkeypatch.setattr(lmtui.session, "DEFAULT_MODEL", tmp_path / "tiny-gpt")
+    code, _, err = run("info")
+    assert code == 1 and "no --model given and the bundled model" in err
