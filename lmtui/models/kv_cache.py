@@ -52,6 +52,16 @@ class KVCache:
     def advance(self, steps: int) -> None:
         self.length += steps
 
+    def expanded(self, rows: int) -> KVCache:
+        """A cache of `rows` copies of this one-row cache: a prompt computed once, shared by every
+        hypothesis (beams, samples)."""
+        layers, _, kv_heads, max_len, head_dim = self.k.shape
+        wide = KVCache(layers, rows, kv_heads, max_len, head_dim, self.k.dtype, self.k.device)
+        wide.k[:, :, :, : self.length] = self.k[:, :1, :, : self.length]
+        wide.v[:, :, :, : self.length] = self.v[:, :1, :, : self.length]
+        wide.length = self.length
+        return wide
+
     def reorder(self, rows: Tensor) -> None:
         """Keep batch rows `rows` (B,) in this order, e.g. the parents of the surviving beams."""
         n = self.length
