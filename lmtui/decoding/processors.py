@@ -81,8 +81,9 @@ def min_new_tokens(sequences: Tensor, scores: Tensor, prompt_len: int, settings:
     """No end of sequence before `min_new_tokens` tokens have been generated."""
     if sequences.shape[-1] - prompt_len >= settings.min_new_tokens:
         return scores
-    eos = torch.isin(torch.arange(scores.shape[-1], device=scores.device), torch.tensor(settings.eos_token_ids, device=scores.device))
-    return torch.where(eos, -math.inf, scores)
+    scores = scores.clone()
+    scores[:, list(settings.eos_token_ids)] = -math.inf
+    return scores
 
 
 def force_at(scores: Tensor, now: bool, token_ids: tuple[int, ...]) -> Tensor:

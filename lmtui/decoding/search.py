@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 
 import torch
+
 from lmtui.decoding import processors
 from lmtui.decoding.records import FinishReason, Sequence, TokenStep, top_candidates
 from lmtui.decoding.settings import GenerationSettings

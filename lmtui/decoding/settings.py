@@ -49,16 +49,19 @@ class GenerationSettings:
     def validate(self, prompt_len: int = 0, context_length: int | None = None) -> GenerationSettings:
         """Raise LmtuiError (a usage error) for values transformers would refuse or silently misuse."""
         problems = [
-            (self.strategy not in ("greedy", "beam", "sample"), f"--strategy {self.strategy!r} is not one of greedy, beam, sample"),
+            (self.strategy not in ("greedy", "beam", "sample"),
+             f"--strategy {self.strategy!r} is not one of greedy, beam, sample"),
             (self.max_new_tokens < 0, f"--max-new-tokens must be 0 or more, not {self.max_new_tokens}"),
             (self.min_new_tokens < 0, f"--min-new-tokens must be 0 or more, not {self.min_new_tokens}"),
             (self.num_beams < 1, f"--num-beams must be 1 or more, not {self.num_beams}"),
-            (self.num_return_sequences < 1, f"--num-return-sequences must be 1 or more, not {self.num_return_sequences}"),
+            (self.num_return_sequences < 1,
+             f"--num-return-sequences must be 1 or more, not {self.num_return_sequences}"),
             (self.strategy == "beam" and self.num_return_sequences > self.num_beams,
              f"--num-return-sequences ({self.num_return_sequences}) cannot exceed --num-beams ({self.num_beams})"),
             (self.strategy == "greedy" and self.num_return_sequences > 1,
              "greedy search returns one sequence; use --strategy beam or sample for several"),
-            (self.no_repeat_ngram_size < 0, f"--no-repeat-ngram-size must be 0 or more, not {self.no_repeat_ngram_size}"),
+            (self.no_repeat_ngram_size < 0,
+             f"--no-repeat-ngram-size must be 0 or more, not {self.no_repeat_ngram_size}"),
             (self.strategy == "sample" and not self.temperature > 0,
              f"--temperature must be above 0 for sampling, not {self.temperature}"),
             (self.top_k < 0, f"--top-k must be 0 (off) or more, not {self.top_k}"),

@@ -46,5 +46,6 @@ class DecoderStepper:
     def step(self, tokens: Tensor) -> Tensor:
         return self.model(tokens[:, None], cache=self.cache)[:, -1].float()  # (rows, V)
 
+    @torch.inference_mode()  # the cache was written under inference mode; in-place updates must be too
     def reorder(self, rows: Tensor) -> None:
         self.cache.reorder(rows)
