@@ -88,9 +88,7 @@ def beam_search(
             break
         reorder(stepper, candidates.parents[chosen], logits.device)
         logits = stepper.step(beams.sequences[:, beams.length - 1].to(logits.device))
-    return [seq if seq is not None else Sequence((), MASK, "length") for seq in finished.sequences][
-        : settings.num_return_sequences
-    ]
+    return returned(finished, settings.num_return_sequences)
 
 
 def start(prompt_ids: list[int], settings: GenerationSettings) -> Beams:
@@ -185,7 +183,8 @@ def update_finished(
         generated = beams.sequences[int(candidates.parents[index]), prompt_len : beams.length].tolist()
         reason = candidates.reasons[index] or "length"
         sequences.append(Sequence((*generated, int(candidates.tokens[index])), score, reason))
-        entered += [index] if ended[index] else []
+        if ended[index]:
+            entered.append(index)
     return Finished(merged_scores, merged_done, sequences), entered
 
 
@@ -215,6 +214,12 @@ def has_unfinished(improvable: bool, finished: Finished, candidates: Candidates,
     """Go on while a beam can improve, the set is open (early_stopping=True), and some beam continues."""
     full = bool(finished.done.all()) and settings.early_stopping is True
     return improvable and not full and not bool(candidates.hits.all())
+
+
+def returned(finished: Finished, count: int) -> list[Sequence]:
+    """The `count` best finished hypotheses, best first; a slot never filled (as transformers returns
+    it: no tokens, score MASK) only when too few continuations had a finite score."""
+    return [seq if seq is not None else Sequence((), MASK, "length") for seq in finished.sequences[:count]]
 
 
 def reorder(stepper: Stepper, parents: Tensor, device: torch.device) -> None:
