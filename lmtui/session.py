@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 
 from lmtui.checkpoint import Checkpoint, open_checkpoint
+from lmtui.decoding.settings import GenerationSettings, settings_from_defaults
 from lmtui.errors import LmtuiError
+from lmtui.generation import GenerateResult, GenerationRun, check_length, prompt_token_ids
 from lmtui.generation_defaults import GenerationDefaults, load_generation_defaults
 from lmtui.models import family_for
 from lmtui.models.layers import attention_backend
@@ -81,10 +83,42 @@ class Session:
             self.checkpoint.folder, self.checkpoint.config
         )
         self.model = load_model(self.checkpoint, resolve_dtype(dtype), self.device, progress)
+        self._last_run: GenerationRun | None = None
 
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
+
+    def settings(self, prompt: str, **options: object) -> tuple[list[int], GenerationSettings]:
+        """The prompt's token ids and the validated settings a run with these options would use.
+
+        Options are GenerationSettings fields; None means "not given" (the checkpoint's default).
+        """
+        bos = self.generation.bos_token_id
+        if bos is None and self.tokenizer.special.bos is not None:
+            bos = self.tokenizer.special.bos.id
+        ids = prompt_token_ids(self.tokenizer, prompt, bos)
+        settings = settings_from_defaults(self.generation, len(ids), **options)
+        check_length(len(ids), settings, self.model.config.context_length)
+        return ids, settings
+
+    def stream(self, prompt: str, **options: object) -> GenerationRun:
+        """Iterate over the returned run for text as it is produced; its `result` is set at the end."""
+        ids, settings = self.settings(prompt, **options)
+        self._last_run = GenerationRun(self.model, self.tokenizer, prompt, ids, settings)
+        return self._last_run
+
+    def generate(self, prompt: str, **options: object) -> GenerateResult:
+        run = self.stream(prompt, **options)
+        for _ in run:
+            pass
+        assert run.result is not None
+        return run.result
+
+    @property
+    def last(self) -> GenerateResult | None:
+        """The last finished generation, so its prompt and output can be inspected without retyping."""
+        return self._last_run.result if self._last_run is not None else None
 
     def info(self) -> ModelInfo:
         config = self.model.config

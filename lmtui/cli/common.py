@@ -1,7 +1,4 @@
-"""The one-shot commands. Parsing and rendering only: the work happens in `lmtui.session`.
-
-torch is imported only when a command opens a session, so `lmtui --help` answers at once.
-"""
+"""What every command shares: error handling, the common options, reading text, the one output idiom."""
 
 from __future__ import annotations
 
@@ -9,26 +6,26 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from lmtui import __version__
-from lmtui.errors import LmtuiError
+from lmtui.errors import InvalidOption, LmtuiError
 
 if TYPE_CHECKING:
-    from lmtui.session import ModelInfo, Session
+    from lmtui.session import Session
 
 
 class Group(click.Group):
-    """Turns every user-caused error into `Error: <one line>` and exit status 1."""
+    """Turns every user-caused error into `Error: <one line>` on stderr: exit status 2 for an
+    unusable option or prompt, 1 for anything else (a broken checkpoint, a missing file)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LmtuiError as error:
-            raise click.ClickException(str(error)) from None
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(2 if isinstance(error, InvalidOption) else 1)
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -78,55 +75,10 @@ def emit(data: dict[str, Any], as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
 
-@click.group(cls=Group, invoke_without_command=True)
-@click.version_option(__version__, "-V", "--version", prog_name="lmtui")
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    """Run transformer language models in a terminal and see what happens inside them."""
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
-
-
-@main.command()
-@model_options
-def info(model: str | None, device: str, dtype: str, as_json: bool) -> None:
-    """Summarise a model: family, size, shape, dtype, device and attention backend.
-
-    Example: lmtui info -m HuggingFaceTB/SmolLM2-135M --json
-    """
-    summary = open_session(model, device, dtype).info()
-    emit(asdict(summary), as_json, render_info(summary))
-
-
-def render_info(summary: ModelInfo) -> str:
-    rows = {
-        "model": summary.name,
-        "path": summary.path,
-        "family": f"{summary.family} ({summary.model_type})",
-        "parameters": f"{summary.parameters:,} ({human(summary.parameters, 1000, COUNT_UNITS)})",
-        "layers": str(summary.layers),
-        "heads": f"{summary.heads} query, {summary.kv_heads} key/value",
-        "hidden size": str(summary.hidden_size),
-        "vocabulary": f"{summary.vocab_size:,}",
-        "context length": f"{summary.context_length:,}",
-        "dtype": summary.dtype,
-        "device": summary.device,
-        "attention": summary.attention_backend,
-        "tokenizer": summary.tokenizer,
-        "file size": human(summary.file_size, 1024, BYTE_UNITS),
-    }
-    width = max(map(len, rows))
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in rows.items())
-
-
-COUNT_UNITS = ("", "K", "M", "B", "T")
-BYTE_UNITS = (" B", " KiB", " MiB", " GiB", " TiB")
-
-
-def human(value: float, base: int, units: tuple[str, ...]) -> str:
-    """1234567 -> '1.2M' with COUNT_UNITS (base 1000), '1.2 MiB' with BYTE_UNITS (base 1024)."""
-    step = 0
-    while value >= base and step < len(units) - 1:
-        value /= base
-        step += 1
-    return f"{value:.1f}{units[step]}" if step else f"{value:.0f}{units[0]}"
+def read_text(text: str | None) -> str:
+    """TEXT from the argument, or from stdin when it is `-` or absent (and stdin is not a terminal)."""
+    if text is not None and text != "-":
+        return text
+    if text is None and sys.stdin.isatty():
+        raise click.UsageError("give TEXT as an argument, or pipe it on stdin")
+    return sys.stdin.read()

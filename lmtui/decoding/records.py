@@ -1,14 +1,13 @@
 """What a generation run returns: the sequences, and a record of every step for inspection.
 
-Plain dataclasses of ints and floats, so the app can draw candidate bars and beam trees without torch.
+Plain dataclasses of ints and floats (no torch here), so the app can draw candidate bars and beam
+trees before torch has even loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-from torch import Tensor
 
 FinishReason = Literal["eos", "length", "stop"]
 HypothesisStatus = Literal["running", "finished", "pruned"]
@@ -59,12 +58,3 @@ class Sequence:
 class Generation:
     sequences: tuple[Sequence, ...]
     steps: tuple[TokenStep | BeamStep, ...]
-
-
-def top_candidates(probs: Tensor, k: int) -> list[tuple[Candidate, ...]]:
-    """The k most likely tokens of each row of probs (N, V), most likely first."""
-    values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)  # (N, k)
-    return [
-        tuple(Candidate(token, prob) for token, prob in zip(row_ids, row_probs) if prob > 0)
-        for row_ids, row_probs in zip(indices.tolist(), values.tolist())
-    ]

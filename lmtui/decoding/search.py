@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator
 import torch
 
 from lmtui.decoding import processors
-from lmtui.decoding.records import FinishReason, Sequence, TokenStep, top_candidates
+from lmtui.decoding.records import Candidate, FinishReason, Sequence, TokenStep
 from lmtui.decoding.settings import GenerationSettings
 from lmtui.decoding.stepper import Stepper
 
@@ -76,3 +76,12 @@ def seeded_generator(seed: int | None) -> torch.Generator:
     else:
         generator.manual_seed(seed)
     return generator
+
+
+def top_candidates(probs: torch.Tensor, k: int) -> list[tuple[Candidate, ...]]:
+    """The k most likely tokens of each row of probs (N, V), most likely first."""
+    values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)  # (N, k)
+    return [
+        tuple(Candidate(token, prob) for token, prob in zip(row_ids, row_probs) if prob > 0)
+        for row_ids, row_probs in zip(indices.tolist(), values.tolist())
+    ]

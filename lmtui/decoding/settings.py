@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from lmtui.errors import LmtuiError
+from lmtui.errors import InvalidOption
 from lmtui.generation_defaults import GenerationDefaults
 
 Strategy = Literal["greedy", "beam", "sample"]
@@ -47,7 +47,7 @@ class GenerationSettings:
         return self.eos_token_ids[0] if self.eos_token_ids else 0
 
     def validate(self, prompt_len: int = 0, context_length: int | None = None) -> GenerationSettings:
-        """Raise LmtuiError (a usage error) for values transformers would refuse or silently misuse."""
+        """Raise InvalidOption for values transformers would refuse or silently misuse."""
         problems = [
             (self.strategy not in ("greedy", "beam", "sample"),
              f"--strategy {self.strategy!r} is not one of greedy, beam, sample"),
@@ -74,7 +74,7 @@ class GenerationSettings:
             problems.append((True, f"the prompt is {prompt_len} tokens; this model reads at most {context_length}"))
         for failed, message in problems:
             if failed:
-                raise LmtuiError(message)
+                raise InvalidOption(message)
         return self
 
 

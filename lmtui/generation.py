@@ -1,0 +1,110 @@
+"""One generation run for a session: prompt in, streamed text and a plain-data result out.
+
+This is where the tokenizer meets the decoding strategies, which never see text themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+
+from torch import nn
+
+from lmtui.decoding.beam import beam_search
+from lmtui.decoding.records import BeamStep, Sequence, TokenStep
+from lmtui.decoding.search import token_search
+from lmtui.decoding.settings import GenerationSettings
+from lmtui.decoding.stepper import DecoderStepper
+from lmtui.decoding.text import TextStream, stop_check, truncate_at_stop
+from lmtui.errors import InvalidOption
+from lmtui.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class GeneratedText:
+    text: str  # without special tokens, as transformers' pipelines show it
+    token_ids: list[int]  # generated tokens only, with the final eos if one was made
+    score: float
+    finish_reason: str  # eos, length or stop
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    prompt: str
+    prompt_token_ids: list[int]
+    settings: GenerationSettings
+    sequences: list[GeneratedText]
+    steps: tuple[TokenStep | BeamStep, ...]
+
+    @property
+    def strategy(self) -> str:
+        return self.settings.strategy
+
+
+class GenerationRun:
+    """Iterate for the text of the first sequence as it is produced; `result` is set at the end.
+
+    Beam search and several samples stream nothing until they finish: their first sequence is not
+    known before then.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Tokenizer, prompt: str, prompt_ids: list[int],
+                 settings: GenerationSettings) -> None:
+        self.result: GenerateResult | None = None
+        self._pieces = self._run(model, tokenizer, prompt, prompt_ids, settings)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._pieces
+
+    def _run(self, model: nn.Module, tokenizer: Tokenizer, prompt: str, prompt_ids: list[int],
+             settings: GenerationSettings) -> Generator[str, None, None]:
+        stepper = DecoderStepper(model, prompt_ids, settings.max_new_tokens)
+        stop = stop_check(tokenizer.decode, settings.stop)
+        strategy = beam_search if settings.strategy == "beam" else token_search
+        search = strategy(stepper, prompt_ids, settings, stop)
+        streaming = settings.strategy != "beam" and settings.num_return_sequences == 1
+        stream = TextStream(tokenizer.decode, skip_special_tokens=True)
+        emitted, steps = "", []
+        while True:
+            try:
+                record = next(search)
+            except StopIteration as done:
+                sequences: list[Sequence] = done.value
+                break
+            steps.append(record)
+            if streaming and isinstance(record, TokenStep):
+                piece = stream.push(record.token_id)
+                emitted += piece
+                yield piece
+        texts = [self._text(tokenizer, sequence, settings) for sequence in sequences]
+        if streaming and texts[0].text.startswith(emitted) and len(texts[0].text) > len(emitted):
+            yield texts[0].text[len(emitted) :]  # what the stream held back, cut at a stop string
+        self.result = GenerateResult(prompt, prompt_ids, settings, texts, tuple(steps))
+
+    @staticmethod
+    def _text(tokenizer: Tokenizer, sequence: Sequence, settings: GenerationSettings) -> GeneratedText:
+        text = tokenizer.decode(list(sequence.token_ids), skip_special_tokens=True)
+        if sequence.finish_reason == "stop":
+            text = truncate_at_stop(text, settings.stop)
+        return GeneratedText(text, list(sequence.token_ids), sequence.score, sequence.finish_reason)
+
+
+def prompt_token_ids(tokenizer: Tokenizer, prompt: str, bos_token_id: int | None) -> list[int]:
+    """The prompt as the checkpoint's tokenizer encodes it; an empty one starts from BOS, as transformers does."""
+    ids = list(tokenizer.encode(prompt).ids)
+    if ids:
+        return ids
+    if bos_token_id is None:
+        raise InvalidOption("the prompt is empty and this model has no start-of-text token to begin from")
+    return [bos_token_id]
+
+
+def check_length(prompt_len: int, settings: GenerationSettings, context_length: int) -> None:
+    """Refuse runs that would read past the model's context, before any work is done."""
+    settings.validate(prompt_len, context_length)
+    if prompt_len + settings.max_new_tokens > context_length:
+        room = context_length - prompt_len
+        raise InvalidOption(
+            f"a {prompt_len}-token prompt leaves room for {room} new tokens in this model's "
+            f"{context_length}-token context, not {settings.max_new_tokens}"
+        )
