@@ -1,7 +1,8 @@
 """Side-by-side speed of lmtui and transformers on the same decoder checkpoint.
 
-Times loading, a prefill forward and cached single-token decode steps (greedy, no sampling),
-and prints transformers' time over lmtui's (> 1 means lmtui is faster). Without --model it
+Times loading, a prefill forward, cached single-token decode steps, and whole greedy and beam-search
+generations (`--steps` new tokens, no eos), and prints transformers' time over lmtui's (> 1 means
+lmtui is faster). Without --model it
 builds a random checkpoint of a real model's shape, so it runs offline:
 
     python scripts/bench_decoder.py --shape smollm2-135m --prompt 128 --steps 32
@@ -63,10 +64,24 @@ def lmtui_runs(folder: Path, dtype: torch.dtype, ids: torch.Tensor, steps: int) 
         for _ in range(steps):
             token = model(token, cache=cache)[:, -1:].argmax(-1)
 
+    def search(strategy: str) -> Callable[[], object]:
+        from lmtui.decoding.beam import beam_search
+        from lmtui.decoding.search import token_search
+        from lmtui.decoding.settings import GenerationSettings
+        from lmtui.decoding.stepper import DecoderStepper
+
+        prompt = ids[0].tolist()
+        settings = GenerationSettings(strategy=strategy, max_new_tokens=steps, num_beams=4 if strategy == "beam" else 1)
+        run = beam_search if strategy == "beam" else token_search
+
+        return lambda: list(run(DecoderStepper(model, prompt, steps), prompt, settings))
+
     return {
         "load": lambda: load_model(open_checkpoint(folder), dtype, torch.device("cpu")),
         "prefill": lambda: model(ids),
         "prefill + decode": decode,
+        "greedy generate": search("greedy"),
+        "beam-4 generate": search("beam"),
     }
 
 
@@ -81,10 +96,16 @@ def transformers_runs(folder: Path, dtype: torch.dtype, ids: torch.Tensor, steps
         for _ in range(steps):
             token = model(token, past_key_values=cache, use_cache=True).logits[:, -1:].argmax(-1)
 
+    def generate(beams: int) -> Callable[[], object]:
+        options = dict(max_new_tokens=steps, min_new_tokens=steps, num_beams=beams, do_sample=False, pad_token_id=0)
+        return lambda: model.generate(ids, attention_mask=torch.ones_like(ids), **options)
+
     return {
         "load": lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=dtype),
         "prefill": lambda: model(ids).logits,
         "prefill + decode": decode,
+        "greedy generate": generate(1),
+        "beam-4 generate": generate(4),
     }
 
 
