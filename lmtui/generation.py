@@ -14,7 +14,7 @@ from lmtui.decoding.beam import beam_search
 from lmtui.decoding.records import BeamStep, Sequence, TokenStep
 from lmtui.decoding.search import token_search
 from lmtui.decoding.settings import GenerationSettings
-from lmtui.decoding.stepper import DecoderStepper
+from lmtui.decoding.stepper import DecoderStepper, EncoderDecoderStepper, Stepper
 from lmtui.decoding.text import TextStream, stop_check, truncate_at_stop
 from lmtui.errors import InvalidOption
 from lmtui.tokenizer import Tokenizer
@@ -48,20 +48,20 @@ class GenerationRun:
     known before then.
     """
 
-    def __init__(self, model: nn.Module, tokenizer: Tokenizer, prompt: str, prompt_ids: list[int],
-                 settings: GenerationSettings) -> None:
+    def __init__(self, model: nn.Module, kind: str, tokenizer: Tokenizer, prompt: str, prompt_ids: list[int],
+                 settings: GenerationSettings, start_id: int | None) -> None:
         self.result: GenerateResult | None = None
-        self._pieces = self._run(model, tokenizer, prompt, prompt_ids, settings)
+        stepper, decoder_prompt = make_stepper(model, kind, prompt_ids, settings, start_id)
+        self._pieces = self._run(stepper, decoder_prompt, tokenizer, prompt, prompt_ids, settings)
 
     def __iter__(self) -> Iterator[str]:
         return self._pieces
 
-    def _run(self, model: nn.Module, tokenizer: Tokenizer, prompt: str, prompt_ids: list[int],
-             settings: GenerationSettings) -> Generator[str, None, None]:
-        stepper = DecoderStepper(model, prompt_ids, settings.max_new_tokens)
+    def _run(self, stepper: Stepper, decoder_prompt: list[int], tokenizer: Tokenizer, prompt: str,
+             prompt_ids: list[int], settings: GenerationSettings) -> Generator[str, None, None]:
         stop = stop_check(tokenizer.decode, settings.stop)
         strategy = beam_search if settings.strategy == "beam" else token_search
-        search = strategy(stepper, prompt_ids, settings, stop)
+        search = strategy(stepper, decoder_prompt, settings, stop)
         streaming = settings.strategy != "beam" and settings.num_return_sequences == 1
         stream = TextStream(tokenizer.decode, skip_special_tokens=True)
         emitted, steps = "", []
@@ -89,6 +89,19 @@ class GenerationRun:
         return GeneratedText(text, list(sequence.token_ids), sequence.score, sequence.finish_reason)
 
 
+def make_stepper(model: nn.Module, kind: str, prompt_ids: list[int], settings: GenerationSettings,
+                 start_id: int | None) -> tuple[Stepper, list[int]]:
+    """The stepper for this kind of model and the ids the strategies see as the (decoder) prompt:
+    the prompt itself for a decoder, the decoder start token for an encoder-decoder."""
+    if kind == "decoder":
+        return DecoderStepper(model, prompt_ids, settings.max_new_tokens), prompt_ids
+    if kind == "encoder-decoder":
+        if start_id is None:
+            raise InvalidOption("this encoder-decoder names no decoder_start_token_id (nor bos) to start from")
+        return EncoderDecoderStepper(model, prompt_ids, start_id, settings.max_new_tokens), [start_id]
+    raise InvalidOption("this is an encoder (a fill-mask model): it does not generate text; use lmtui fill-mask")
+
+
 def prompt_token_ids(tokenizer: Tokenizer, prompt: str, bos_token_id: int | None) -> list[int]:
     """The prompt as the checkpoint's tokenizer encodes it; an empty one starts from BOS, as transformers does."""
     ids = list(tokenizer.encode(prompt).ids)
@@ -99,12 +112,16 @@ def prompt_token_ids(tokenizer: Tokenizer, prompt: str, bos_token_id: int | None
     return [bos_token_id]
 
 
-def check_length(prompt_len: int, settings: GenerationSettings, context_length: int) -> None:
-    """Refuse runs that would read past the model's context, before any work is done."""
-    settings.validate(prompt_len, context_length)
-    if prompt_len + settings.max_new_tokens > context_length:
-        room = context_length - prompt_len
+def check_length(prompt_len: int, decoder_prompt_len: int, settings: GenerationSettings, context: int) -> None:
+    """Refuse runs that would read past the model's context, before any work is done.
+
+    For a decoder the prompt and the output share the context; an encoder-decoder's source and
+    output each have their own (the decoder's output starts after its start token).
+    """
+    settings.validate(prompt_len, context)
+    if decoder_prompt_len + settings.max_new_tokens > context:
+        room = context - decoder_prompt_len
         raise InvalidOption(
-            f"a {prompt_len}-token prompt leaves room for {room} new tokens in this model's "
-            f"{context_length}-token context, not {settings.max_new_tokens}"
+            f"a {decoder_prompt_len}-token prompt leaves room for {room} new tokens in this model's "
+            f"{context}-token context, not {settings.max_new_tokens}"
         )

@@ -86,6 +86,11 @@ class Session:
         self._last_run: GenerationRun | None = None
 
     @property
+    def kind(self) -> str:
+        """decoder, encoder or encoder-decoder: what the model can be asked to do."""
+        return str(family_for(self.checkpoint.config).KIND)
+
+    @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
@@ -98,14 +103,18 @@ class Session:
         if bos is None and self.tokenizer.special.bos is not None:
             bos = self.tokenizer.special.bos.id
         ids = prompt_token_ids(self.tokenizer, prompt, bos)
-        settings = settings_from_defaults(self.generation, len(ids), **options)
-        check_length(len(ids), settings, self.model.config.context_length)
+        decoder_prompt_len = 1 if self.kind == "encoder-decoder" else len(ids)
+        settings = settings_from_defaults(self.generation, decoder_prompt_len, **options)
+        check_length(len(ids), decoder_prompt_len, settings, self.model.config.context_length)
         return ids, settings
 
     def stream(self, prompt: str, **options: object) -> GenerationRun:
         """Iterate over the returned run for text as it is produced; its `result` is set at the end."""
         ids, settings = self.settings(prompt, **options)
-        self._last_run = GenerationRun(self.model, self.tokenizer, prompt, ids, settings)
+        start = self.generation.decoder_start_token_id
+        if start is None:
+            start = self.generation.bos_token_id
+        self._last_run = GenerationRun(self.model, self.kind, self.tokenizer, prompt, ids, settings, start)
         return self._last_run
 
     def generate(self, prompt: str, **options: object) -> GenerateResult:

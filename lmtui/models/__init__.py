@@ -1,8 +1,13 @@
 """The model package: one family per file, chosen by config.json's `model_type`.
 
-A family module provides `MODEL_TYPES`, a `Config` with `from_hf(dict)`, `MODEL` (the model class,
-built from that config) and `WEIGHTS`, its `WeightTable`. Decoder models take
-`forward(input_ids, key_mask, positions, cache) -> logits` and `new_cache(batch, max_len)`.
+A family module provides `KIND`, `MODEL_TYPES`, a `Config` with `from_hf(dict)`, `MODEL` (the model
+class, built from that config) and `WEIGHTS`, its `WeightTable`. By kind:
+
+- "decoder": `forward(input_ids, key_mask, positions, cache) -> logits`, `new_cache(batch, max_len)`;
+- "encoder": `encode(input_ids, key_mask, token_type_ids) -> states`, `forward(...) -> MLM logits`;
+- "encoder-decoder": `encode(input_ids, key_mask) -> states`, `cross_cache(states) -> CrossCache`,
+  `decode(decoder_ids, cross, encoder_mask, cache) -> logits`, `new_cache(batch, max_len)`, and
+  `forward(input_ids, decoder_input_ids, key_mask) -> logits` (teacher forced).
 """
 
 from __future__ import annotations

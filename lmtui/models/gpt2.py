@@ -20,6 +20,7 @@ from lmtui.models.kv_cache import KVCache
 from lmtui.models.layers import activation, attend, attention_mask, default_positions
 from lmtui.models.weights import WeightTable
 
+KIND = "decoder"
 MODEL_TYPES = ("gpt2",)
 
 WEIGHTS = WeightTable(

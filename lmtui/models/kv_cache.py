@@ -67,3 +67,21 @@ class KVCache:
         n = self.length
         self.k[:, :, :, :n] = self.k[:, :, :, :n].index_select(1, rows)
         self.v[:, :, :, :n] = self.v[:, :, :, :n].index_select(1, rows)
+
+
+class CrossCache:
+    """Cross-attention keys and values of every decoder layer, computed once from the encoder output.
+
+    All hypotheses of one source share them: `expanded(rows)` makes views, not copies, and beam
+    search never reorders them (every beam attends to the same source).
+    """
+
+    def __init__(self, keys: list[Tensor], values: list[Tensor]) -> None:
+        self.keys = keys  # per layer (B, nkv, S, hs)
+        self.values = values
+
+    def expanded(self, rows: int) -> CrossCache:
+        """Views of a one-source cache for `rows` hypotheses: (1, nkv, S, hs) -> (rows, nkv, S, hs)."""
+        return CrossCache(
+            [k.expand(rows, -1, -1, -1) for k in self.keys], [v.expand(rows, -1, -1, -1) for v in self.values]
+        )

@@ -22,6 +22,7 @@ from lmtui.models.layers import GatedMLP, RMSNorm, activation, attend, attention
 from lmtui.models.rope import RopeConfig, RotaryEmbedding, apply_rotary
 from lmtui.models.weights import WeightTable
 
+KIND = "decoder"
 MODEL_TYPES = ("llama", "mistral", "qwen2")
 
 WEIGHTS = WeightTable(
