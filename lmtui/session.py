@@ -31,8 +31,10 @@ class ModelInfo:
     path: str
     family: str
     model_type: str
+    kind: str  # decoder, encoder or encoder-decoder
     parameters: int
-    layers: int
+    layers: int  # decoder layers for an encoder-decoder
+    encoder_layers: int | None  # only for encoder-decoders
     heads: int
     kv_heads: int
     hidden_size: int
@@ -137,8 +139,10 @@ class Session:
             path=str(self.checkpoint.folder),
             family=family.__name__.rsplit(".", 1)[-1],
             model_type=str(self.checkpoint.config["model_type"]),
+            kind=self.kind,
             parameters=sum(p.numel() for p in self.model.parameters()),
             layers=config.n_layers,
+            encoder_layers=getattr(config, "n_encoder_layers", None),
             heads=config.n_heads,
             kv_heads=config.n_kv_heads,
             hidden_size=config.hidden_size,

@@ -40,7 +40,8 @@ def test_info_json(gpt2_folder: Path) -> None:
     assert code == 0
     info = json.loads(out)
     assert INFO_KEYS <= info.keys()
-    expected = {"family": "gpt2", "model_type": "gpt2", "layers": 2, "heads": 4, "kv_heads": 4,
+    expected = {"family": "gpt2", "model_type": "gpt2", "kind": "decoder", "encoder_layers": None,
+                "layers": 2, "heads": 4, "kv_heads": 4,
                 "hidden_size": 32, "vocab_size": 320, "context_length": 64, "dtype": "float32",
                 "device": "cpu", "tokenizer": "byte-level BPE"}
     assert {key: info[key] for key in expected} == expected
@@ -57,7 +58,7 @@ def test_info_dtype_option(gpt2_folder: Path) -> None:
 def test_info_text(gpt2_folder: Path) -> None:
     code, out, _ = run("info", "-m", str(gpt2_folder))
     assert code == 0
-    assert "gpt2 (gpt2)" in out and "4 query, 4 key/value" in out and "byte-level BPE" in out
+    assert "gpt2 (gpt2, decoder)" in out and "4 query, 4 key/value" in out and "byte-level BPE" in out
 
 
 def test_bad_model_is_one_line_exit_1(tmp_path: Path) -> None:

@@ -28,9 +28,10 @@ def render_info(summary: ModelInfo) -> str:
     rows = {
         "model": summary.name,
         "path": summary.path,
-        "family": f"{summary.family} ({summary.model_type})",
+        "family": f"{summary.family} ({summary.model_type}, {summary.kind})",
         "parameters": f"{summary.parameters:,} ({human(summary.parameters, 1000, COUNT_UNITS)})",
-        "layers": str(summary.layers),
+        "layers": str(summary.layers) if summary.encoder_layers is None
+        else f"{summary.encoder_layers} encoder, {summary.layers} decoder",
         "heads": f"{summary.heads} query, {summary.kv_heads} key/value",
         "hidden size": str(summary.hidden_size),
         "vocabulary": f"{summary.vocab_size:,}",
