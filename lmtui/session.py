@@ -10,11 +10,13 @@ from pathlib import Path
 
 import torch
 
+from lmtui import masked
 from lmtui.checkpoint import Checkpoint, open_checkpoint
 from lmtui.decoding.settings import GenerationSettings, settings_from_defaults
 from lmtui.errors import LmtuiError
 from lmtui.generation import GenerateResult, GenerationRun, check_length, prompt_token_ids
 from lmtui.generation_defaults import GenerationDefaults, load_generation_defaults
+from lmtui.masked import MaskPrediction
 from lmtui.models import family_for
 from lmtui.models.layers import attention_backend
 from lmtui.models.loading import Progress, load_model
@@ -125,6 +127,10 @@ class Session:
             pass
         assert run.result is not None
         return run.result
+
+    def fill_mask(self, text: str, top_k: int = 5) -> list[MaskPrediction]:
+        """The top_k candidates for every mask token in `text`; needs an encoder with an MLM head."""
+        return masked.fill_mask(self.model, self.tokenizer, text, top_k)
 
     @property
     def last(self) -> GenerateResult | None:

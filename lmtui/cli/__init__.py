@@ -9,6 +9,7 @@ import click
 
 from lmtui import __version__
 from lmtui.cli.common import Group
+from lmtui.cli.fill_mask import fill_mask
 from lmtui.cli.generate import generate
 from lmtui.cli.info import info
 
@@ -25,3 +26,4 @@ def main(ctx: click.Context) -> None:
 
 main.add_command(info)
 main.add_command(generate)
+main.add_command(fill_mask)

@@ -39,6 +39,8 @@ def load_model(
     """The checkpoint's model in `dtype` (None: as stored) on `device`, in eval mode."""
     family = family_for(checkpoint.config)
     config = family.Config.from_hf(checkpoint.config)
+    if hasattr(family, "layout"):  # what only the tensor names tell (an MLM head, a pooler, a stored bias)
+        config = family.layout(config, checkpoint.tensors)
     with torch.device("meta"):
         model: nn.Module = family.MODEL(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}

@@ -14,6 +14,9 @@ from lmtui.checkpoint import TensorEntry
 from lmtui.errors import LmtuiError
 
 LISTED = 5  # names listed per kind of problem before "and N more"
+# TF-converted saves (bert-base-uncased) call LayerNorm's scale and shift gamma and beta;
+# transformers renames them for every model on load, and so do we.
+LEGACY_NORM = re.compile(r"LayerNorm\.(gamma|beta)$")
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class WeightTable:
     transposed: re.Pattern[str] | None = None  # our tensors stored (in, out) in the checkpoint
 
     def our_name(self, name: str) -> str | None:
+        name = LEGACY_NORM.sub(lambda m: "LayerNorm." + ("weight" if m[1] == "gamma" else "bias"), name)
         if self.ignored is not None and self.ignored.search(name):
             return None
         if name in self.outside or name.startswith(self.prefix):
