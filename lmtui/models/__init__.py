@@ -16,9 +16,9 @@ from types import ModuleType
 from typing import Any
 
 from lmtui.errors import LmtuiError
-from lmtui.models import bert, distilbert, gpt2, llama, roberta
+from lmtui.models import bart, bert, distilbert, gpt2, llama, marian, roberta
 
-FAMILY_MODULES: tuple[ModuleType, ...] = (gpt2, llama, bert, roberta, distilbert)
+FAMILY_MODULES: tuple[ModuleType, ...] = (gpt2, llama, bert, roberta, distilbert, bart, marian)
 FAMILIES: dict[str, ModuleType] = {t: module for module in FAMILY_MODULES for t in module.MODEL_TYPES}
 
 
