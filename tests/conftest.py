@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -38,6 +39,21 @@ def write_bpe_tokenizer(folder: Path, vocab_size: int = 300) -> None:
     config = {"tokenizer_class": "GPT2Tokenizer", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
               "unk_token": "<|endoftext|>", "model_max_length": 1024}
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
+
+
+def roberta_tokenizer() -> Any:
+    """A RoBERTa/BART-style byte-level BPE tokenizer: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import RobertaTokenizer
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    backend.train_from_iterator([CORPUS], trainer)
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+              for m in json.loads(backend.to_str())["model"]["merges"]]
+    return RobertaTokenizer(vocab=backend.get_vocab(), merges=merges)
 
 
 def save_gpt2(folder: Path, vocab_size: int = 320, seed: int = 0, **overrides: object) -> Path:

@@ -21,11 +21,10 @@ from transformers import (
     DistilBertForMaskedLM,
     RobertaConfig,
     RobertaForMaskedLM,
-    RobertaTokenizer,
     pipeline,
 )
 
-from conftest import CORPUS
+from conftest import CORPUS, roberta_tokenizer
 from helpers_models import load_ours, randomize
 from lmtui.cli import main
 from lmtui.errors import InvalidOption, LmtuiError
@@ -51,17 +50,6 @@ def wordpiece_vocab() -> dict[str, int]:
     backend.train_from_iterator([CORPUS], trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials,
                                                                      show_progress=False))
     return backend.get_vocab()
-
-
-def roberta_tokenizer() -> RobertaTokenizer:
-    backend = Backend(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    backend.train_from_iterator([CORPUS], trainer)
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-              for m in json.loads(backend.to_str())["model"]["merges"]]
-    return RobertaTokenizer(vocab=backend.get_vocab(), merges=merges)
 
 
 def save(folder: Path, model: torch.nn.Module, tokenizer: object) -> Path:
