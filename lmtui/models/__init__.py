@@ -16,9 +16,9 @@ from types import ModuleType
 from typing import Any
 
 from lmtui.errors import LmtuiError
-from lmtui.models import bart, bert, distilbert, gpt2, llama, marian, roberta
+from lmtui.models import bart, bert, distilbert, gpt2, llama, marian, roberta, t5
 
-FAMILY_MODULES: tuple[ModuleType, ...] = (gpt2, llama, bert, roberta, distilbert, bart, marian)
+FAMILY_MODULES: tuple[ModuleType, ...] = (gpt2, llama, bert, roberta, distilbert, bart, marian, t5)
 FAMILIES: dict[str, ModuleType] = {t: module for module in FAMILY_MODULES for t in module.MODEL_TYPES}
 
 
