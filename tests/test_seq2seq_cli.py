@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration
+from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
 
-from conftest import roberta_tokenizer
+from conftest import CORPUS, roberta_tokenizer
 from helpers_models import randomize
 from lmtui.cli import main
 
@@ -37,10 +37,32 @@ def bart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BartForConditi
     return folder, model
 
 
-def their_tokens(folder: Path, model: BartForConditionalGeneration, **options: object) -> list[list[int]]:
+@pytest.fixture(scope="module")
+def t5(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, T5ForConditionalGeneration]:
+    """A T5 v1.0 shape with a Unigram tokenizer (<pad>=0, </s>=1, <unk>=2; `$A </s>` template)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("t5")
+    backend = Tokenizer(models.Unigram())
+    backend.pre_tokenizer, backend.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    backend.train_from_iterator([CORPUS], trainers.UnigramTrainer(
+        vocab_size=150, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False))
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>",
+                            unk_token="<unk>").save_pretrained(folder)
+    config = T5Config(vocab_size=160, d_model=32, d_ff=64, num_layers=2, num_heads=4, d_kv=8,
+                      feed_forward_proj="relu", decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    model = randomize(T5ForConditionalGeneration(config), std=0.3, seed=8)
+    model.eval().save_pretrained(folder)
+    return folder, model
+
+
+def their_tokens(folder: Path, model: torch.nn.Module, **options: object) -> list[list[int]]:
     inputs = AutoTokenizer.from_pretrained(folder)(SOURCE, return_tensors="pt")
+    eos = model.config.eos_token_id
     out = model.generate(**inputs, **options)[:, 1:].tolist()  # without the decoder start token
-    return [row[: row.index(2) + 1] if 2 in row else row for row in out]
+    return [row[: row.index(eos) + 1] if eos in row else row for row in out]
 
 
 def generate(folder: Path, *args: str) -> dict:
@@ -65,6 +87,16 @@ def test_beam_equals_transformers(bart) -> None:
                     "--max-new-tokens", "8")
     expected = their_tokens(folder, model, max_new_tokens=8, num_beams=3, num_return_sequences=2, do_sample=False)
     assert [s["token_ids"] for s in data["sequences"]] == expected
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_t5_equals_transformers(t5, beams: int) -> None:
+    folder, model = t5
+    data = generate(folder, "--num-beams", str(beams), "--strategy", "beam" if beams > 1 else "greedy",
+                    "--max-new-tokens", "10")
+    expected = their_tokens(folder, model, max_new_tokens=10, num_beams=beams, do_sample=False)
+    assert [s["token_ids"] for s in data["sequences"]] == expected
+    assert len(set(expected[0])) > 2
 
 
 def test_info_reports_encoder_and_decoder_layers(bart) -> None:
