@@ -40,14 +40,17 @@ def bart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BartForConditi
 @pytest.fixture(scope="module")
 def t5(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, T5ForConditionalGeneration]:
     """A T5 v1.0 shape with a Unigram tokenizer (<pad>=0, </s>=1, <unk>=2; `$A </s>` template)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     folder = tmp_path_factory.mktemp("t5")
-    backend = Tokenizer(models.Unigram())
+    # A fixed vocabulary (trained Unigram vocabularies differ from run to run): whole words of the
+    # corpus, then single characters as the fallback, scored so that longer pieces win.
+    words = sorted({"\u2581" + word for word in CORPUS.split()})[:100]
+    chars = sorted(set(CORPUS.replace(" ", "")) | {"\u2581"})
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(w, -2.0) for w in words] + [(c, -8.0) for c in chars]
+    backend = Tokenizer(models.Unigram(vocab, unk_id=2))
     backend.pre_tokenizer, backend.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
-    backend.train_from_iterator([CORPUS], trainers.UnigramTrainer(
-        vocab_size=150, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False))
     backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>",
                             unk_token="<unk>").save_pretrained(folder)
