@@ -135,6 +135,10 @@ def load_tokenizer(folder: Path) -> Tokenizer:
         vocab = _call(folder / "vocab.txt", lambda: models.WordPiece.read_file(str(folder / "vocab.txt")))
         unk = _added_token(settings.get("unk_token") or "[UNK]", {}, special=True).content
         backend = Backend(models.WordPiece(vocab, unk_token=unk))
+    elif (folder / "source.spm").is_file():  # Marian: SentencePiece files + vocab.json, no tokenizer.json
+        from lmtui.marian_tokenizer import load_marian_tokenizer  # here, as it imports this module
+
+        return load_marian_tokenizer(folder, settings)
     else:
         raise _missing_files_error(folder)
     tokens_map = read_json_object(folder / "special_tokens_map.json", required=False)

@@ -359,8 +359,8 @@ def test_sentencepiece_only_folder(tmp_path: Path) -> None:
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer"}))
     _raises(tmp_path, "tokenizer.model", "needs tokenizer.json", "save_pretrained", str(tmp_path))
     (tmp_path / "tokenizer.model").unlink()
-    (tmp_path / "source.spm").write_bytes(b"x")
-    _raises(tmp_path, "source.spm", "needs tokenizer.json")
+    (tmp_path / "source.spm").write_bytes(b"x")  # Marian's files are read without tokenizer.json
+    _raises(tmp_path, "source.spm", "not a valid SentencePiece model")
 
 
 @pytest.mark.parametrize("content", ["{not json", "{}", '{"model": {"type": "BPE", "vocab": 3}}', "\xff\xfe"])
