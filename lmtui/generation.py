@@ -112,14 +112,15 @@ def prompt_token_ids(tokenizer: Tokenizer, prompt: str, bos_token_id: int | None
     return [bos_token_id]
 
 
-def check_length(prompt_len: int, decoder_prompt_len: int, settings: GenerationSettings, context: int) -> None:
-    """Refuse runs that would read past the model's context, before any work is done.
-
-    For a decoder the prompt and the output share the context; an encoder-decoder's source and
-    output each have their own (the decoder's output starts after its start token).
+def check_length(
+    prompt_len: int, decoder_prompt_len: int, settings: GenerationSettings, context: int | None
+) -> None:
+    """Refuse runs that would read past the model's context (None: it has no hard limit), before any
+    work is done. For a decoder the prompt and the output share the context; an encoder-decoder's
+    source and output each have their own (the decoder's output starts after its start token).
     """
     settings.validate(prompt_len, context)
-    if decoder_prompt_len + settings.max_new_tokens > context:
+    if context is not None and decoder_prompt_len + settings.max_new_tokens > context:
         room = context - decoder_prompt_len
         raise InvalidOption(
             f"a {decoder_prompt_len}-token prompt leaves room for {room} new tokens in this model's "

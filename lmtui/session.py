@@ -109,7 +109,8 @@ class Session:
         ids = prompt_token_ids(self.tokenizer, prompt, bos)
         decoder_prompt_len = 1 if self.kind == "encoder-decoder" else len(ids)
         settings = settings_from_defaults(self.generation, decoder_prompt_len, **options)
-        check_length(len(ids), decoder_prompt_len, settings, self.model.config.context_length)
+        hard = family_for(self.checkpoint.config).HARD_CONTEXT
+        check_length(len(ids), decoder_prompt_len, settings, self.model.config.context_length if hard else None)
         return ids, settings
 
     def stream(self, prompt: str, **options: object) -> GenerationRun:

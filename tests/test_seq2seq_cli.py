@@ -119,3 +119,14 @@ def test_an_encoder_does_not_generate(tmp_path: Path) -> None:
     (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]))
     result = CliRunner().invoke(main, ["generate", "a b", "-m", str(tmp_path)])
     assert result.exit_code == 2 and "use lmtui fill-mask" in result.stderr
+
+
+def test_t5_context_is_not_a_hard_limit(t5) -> None:
+    """Relative positions work past n_positions (512), as transformers lets them; learned ones do not."""
+    from lmtui.session import Session
+
+    folder, model = t5
+    session = Session(folder)
+    source = "the quick brown fox " * 200
+    ids, settings = session.settings(source, max_new_tokens=600)
+    assert len(ids) > session.model.config.context_length and settings.max_new_tokens == 600

@@ -1,7 +1,8 @@
 """The model package: one family per file, chosen by config.json's `model_type`.
 
-A family module provides `KIND`, `MODEL_TYPES`, a `Config` with `from_hf(dict)`, `MODEL` (the model
-class, built from that config) and `WEIGHTS`, its `WeightTable`. By kind:
+A family module provides `KIND`, `MODEL_TYPES`, `HARD_CONTEXT` (whether inputs past the config's
+context length are refused), a `Config` with `from_hf(dict)`, `MODEL` (the model class, built from
+that config) and `WEIGHTS`, its `WeightTable`. By kind:
 
 - "decoder": `forward(input_ids, key_mask, positions, cache) -> logits`, `new_cache(batch, max_len)`;
 - "encoder": `encode(input_ids, key_mask, token_type_ids) -> states`, `forward(...) -> MLM logits`;

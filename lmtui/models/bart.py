@@ -26,6 +26,7 @@ from lmtui.models.weights import WeightTable
 
 KIND = "encoder-decoder"
 MODEL_TYPES = ("bart",)
+HARD_CONTEXT = True  # learned absolute positions end there
 
 WEIGHTS = WeightTable(
     prefix="model.",

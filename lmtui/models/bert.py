@@ -24,6 +24,7 @@ from lmtui.models.weights import WeightTable
 
 KIND = "encoder"
 MODEL_TYPES = ("bert",)
+HARD_CONTEXT = True  # learned absolute positions end there
 
 HEAD = "cls.predictions."
 HEAD_TENSORS = tuple(HEAD + name for name in (

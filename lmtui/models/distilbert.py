@@ -24,6 +24,7 @@ from lmtui.models.weights import WeightTable
 
 KIND = "encoder"
 MODEL_TYPES = ("distilbert",)
+HARD_CONTEXT = True  # learned absolute positions end there
 
 EPS = 1e-12
 HEAD_MODULES = ("vocab_transform.", "vocab_layer_norm.", "vocab_projector.")

@@ -22,6 +22,7 @@ from lmtui.models.weights import WeightTable
 
 KIND = "decoder"
 MODEL_TYPES = ("gpt2",)
+HARD_CONTEXT = True  # learned absolute positions end there
 
 WEIGHTS = WeightTable(
     prefix="transformer.",

@@ -24,6 +24,7 @@ from lmtui.models.weights import WeightTable
 
 KIND = "decoder"
 MODEL_TYPES = ("llama", "mistral", "qwen2")
+HARD_CONTEXT = True  # trained context; rotary positions past it are out of distribution
 
 WEIGHTS = WeightTable(
     prefix="model.",

@@ -28,6 +28,7 @@ from lmtui.models.weights import WeightTable
 
 KIND = "encoder-decoder"
 MODEL_TYPES = ("marian",)
+HARD_CONTEXT = True  # the sinusoid table ends there
 
 WEIGHTS = WeightTable(
     prefix="model.",

@@ -25,6 +25,7 @@ from lmtui.models.weights import WeightTable
 
 KIND = "encoder"
 MODEL_TYPES = ("roberta",)
+HARD_CONTEXT = True  # learned absolute positions end there
 
 HEAD = "lm_head."
 WEIGHTS = WeightTable(

@@ -36,6 +36,7 @@ from lmtui.models.weights import WeightTable
 
 KIND = "encoder-decoder"
 MODEL_TYPES = ("t5",)
+HARD_CONTEXT = False  # relative position buckets have no end; n_positions is advisory
 
 WEIGHTS = WeightTable(
     prefix="",  # T5ForConditionalGeneration keeps everything at the root
