@@ -86,13 +86,14 @@ class Session:
         self.generation: GenerationDefaults = load_generation_defaults(
             self.checkpoint.folder, self.checkpoint.config
         )
+        self.family = family_for(self.checkpoint.config)
         self.model = load_model(self.checkpoint, resolve_dtype(dtype), self.device, progress)
         self._last_run: GenerationRun | None = None
 
     @property
     def kind(self) -> str:
         """decoder, encoder or encoder-decoder: what the model can be asked to do."""
-        return str(family_for(self.checkpoint.config).KIND)
+        return str(self.family.KIND)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -109,8 +110,8 @@ class Session:
         ids = prompt_token_ids(self.tokenizer, prompt, bos)
         decoder_prompt_len = 1 if self.kind == "encoder-decoder" else len(ids)
         settings = settings_from_defaults(self.generation, decoder_prompt_len, **options)
-        hard = family_for(self.checkpoint.config).HARD_CONTEXT
-        check_length(len(ids), decoder_prompt_len, settings, self.model.config.context_length if hard else None)
+        context = self.model.config.context_length if self.family.HARD_CONTEXT else None
+        check_length(len(ids), decoder_prompt_len, settings, context)
         return ids, settings
 
     def stream(self, prompt: str, **options: object) -> GenerationRun:
@@ -140,11 +141,10 @@ class Session:
 
     def info(self) -> ModelInfo:
         config = self.model.config
-        family = family_for(self.checkpoint.config)
         return ModelInfo(
             name=self.checkpoint.name,
             path=str(self.checkpoint.folder),
-            family=family.__name__.rsplit(".", 1)[-1],
+            family=self.family.__name__.rsplit(".", 1)[-1],
             model_type=str(self.checkpoint.config["model_type"]),
             kind=self.kind,
             parameters=sum(p.numel() for p in self.model.parameters()),
