@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 
 import torch
+from torch import Tensor
 
 from lmtui.decoding import processors
 from lmtui.decoding.records import Candidate, FinishReason, Sequence, TokenStep
@@ -39,16 +40,11 @@ def token_search(
     for step in range(settings.max_new_tokens):
         raw = logits.cpu()  # (rows, V) float32
         chosen_from = processors.apply(filters, sequences, processors.apply(constraints, sequences, raw))
-        probs = chosen_from.softmax(dim=-1)  # (rows, V)
-        if sampling:
-            tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)  # (rows,)
-        else:
-            tokens = chosen_from.argmax(dim=-1)
-        tokens = torch.where(running, tokens, settings.fill_token_id)
+        tokens = torch.where(running, choose(chosen_from, generator), settings.fill_token_id)  # (rows,)
         sequences = torch.cat([sequences, tokens[:, None]], dim=1)
         logprobs = chosen_from.log_softmax(dim=-1).gather(1, tokens[:, None]).squeeze(1).tolist()
         before = top_candidates(raw.softmax(dim=-1), settings.record_top_k)
-        after = top_candidates(probs, settings.record_top_k)
+        after = top_candidates(chosen_from.softmax(dim=-1), settings.record_top_k)
         ended = torch.isin(tokens, eos).tolist()
         for row in running.nonzero().flatten().tolist():
             lengths[row] += 1
@@ -66,6 +62,13 @@ def token_search(
         Sequence(tuple(sequences[row, start : start + lengths[row]].tolist()), scores[row], finish[row])
         for row in range(rows)
     ]
+
+
+def choose(scores: Tensor, generator: torch.Generator | None) -> Tensor:
+    """The next token of each row of scores (rows, V): the argmax, or a draw when sampling."""
+    if generator is None:
+        return scores.argmax(dim=-1)
+    return torch.multinomial(scores.softmax(dim=-1), num_samples=1, generator=generator).squeeze(1)
 
 
 def seeded_generator(seed: int | None) -> torch.Generator:
