@@ -13,9 +13,10 @@ import torch
 from lmtui import masked
 from lmtui.checkpoint import Checkpoint, open_checkpoint
 from lmtui.decoding.settings import GenerationSettings, settings_from_defaults
-from lmtui.errors import LmtuiError
+from lmtui.errors import InvalidOption, LmtuiError
 from lmtui.generation import GenerateResult, GenerationRun, check_length, prompt_token_ids
 from lmtui.generation_defaults import GenerationDefaults, load_generation_defaults
+from lmtui.inspect.inputs import TokenInputs
 from lmtui.masked import MaskPrediction
 from lmtui.models import family_for
 from lmtui.models.layers import attention_backend
@@ -114,13 +115,17 @@ class Session:
         check_length(len(ids), decoder_prompt_len, settings, context)
         return ids, settings
 
+    @property
+    def decoder_start_id(self) -> int | None:
+        """The token an encoder-decoder's decoder reads first."""
+        start = self.generation.decoder_start_token_id
+        return start if start is not None else self.generation.bos_token_id
+
     def stream(self, prompt: str, **options: object) -> GenerationRun:
         """Iterate over the returned run for text as it is produced; its `result` is set at the end."""
         ids, settings = self.settings(prompt, **options)
-        start = self.generation.decoder_start_token_id
-        if start is None:
-            start = self.generation.bos_token_id
-        self._last_run = GenerationRun(self.model, self.kind, self.tokenizer, prompt, ids, settings, start)
+        self._last_run = GenerationRun(self.model, self.kind, self.tokenizer, prompt, ids, settings,
+                                       self.decoder_start_id)
         return self._last_run
 
     def generate(self, prompt: str, **options: object) -> GenerateResult:
@@ -138,6 +143,33 @@ class Session:
     def last(self) -> GenerateResult | None:
         """The last finished generation, so its prompt and output can be inspected without retyping."""
         return self._last_run.result if self._last_run is not None else None
+
+    def inputs(self, text: str, target: str | None = None) -> TokenInputs:
+        """The ids inspection reads for typed text: encoded as `generate` encodes a prompt, and an
+        encoder-decoder's target as the tokenizer encodes a target (with its special tokens)."""
+        if self.kind == "decoder":
+            bos = self.generation.bos_token_id
+            if bos is None and self.tokenizer.special.bos is not None:
+                bos = self.tokenizer.special.bos.id
+            ids = tuple(prompt_token_ids(self.tokenizer, text, bos))
+        else:
+            ids = self.tokenizer.encode(text).ids
+        if target is None:
+            return TokenInputs(ids)
+        if self.kind != "encoder-decoder":
+            raise InvalidOption(f"a target is read only by encoder-decoders; this model is an {self.kind}")
+        return TokenInputs(ids, self.tokenizer.encode_target(target).ids)
+
+    def last_inputs(self) -> TokenInputs:
+        """The last generation's first sequence as inspection input: a decoder's prompt followed by its
+        output; an encoder-decoder's source, with the output as the target."""
+        last = self.last
+        if last is None:
+            raise InvalidOption("nothing has been generated yet in this session")
+        output = tuple(last.sequences[0].token_ids)
+        if self.kind == "encoder-decoder":
+            return TokenInputs(tuple(last.prompt_token_ids), output)
+        return TokenInputs(tuple(last.prompt_token_ids) + output)
 
     def info(self) -> ModelInfo:
         config = self.model.config

@@ -101,6 +101,10 @@ class Tokenizer:
         pieces = tuple(self.backend.id_to_token(i) or "" for i in enc.ids)
         return Encoding(tuple(enc.ids), pieces, tuple(enc.offsets), special)
 
+    def encode_target(self, text: str) -> Encoding:
+        """An encoder-decoder's decoder-side text, as `tokenizer(text_target=...)` encodes it."""
+        return self.encode(text)
+
     def decode(self, ids: list[int] | tuple[int, ...], skip_special_tokens: bool = False) -> str:
         """Decode; ids past the tokenizer's vocabulary (padded embeddings) are dropped, not an error."""
         known = [i for i in ids if 0 <= i < 2**32]  # the backend takes u32 ids and raises on others

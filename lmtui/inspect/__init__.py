@@ -1,0 +1,1 @@
+"""Looking inside: how text became tokens, where each head attends, how surprised the model is."""
