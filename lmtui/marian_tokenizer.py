@@ -11,6 +11,10 @@ vocab.json (a source-unknown character the target side knows keeps its id). A Un
 order instead would have to carry target-only pieces, which sentencepiece cannot produce and which would
 change both the lattice and the unknown score: not equal.
 
+A target (`encode_target`, as `MarianTokenizer(text_target=...)`) is segmented the same way with target.spm,
+and its pieces take their ids from target_vocab.json with separate_vocabs (else from vocab.json); special tokens,
+typed or appended, keep their ids from vocab.json, because transformers matches them as added tokens first.
+
 Decoding follows MarianTokenizer.decode: ids to pieces through vocab.json (target_vocab.json with
 separate_vocabs), runs between special tokens turned to text as sentencepiece's decode_pieces does (with
 target.spm when separate_vocabs, else source.spm, as transformers picks), ▁ to space, outer spaces stripped.
@@ -46,18 +50,21 @@ class _Vocab:
     """vocab.json's ids as MarianTokenizer sees them, special tokens missing from it appended after."""
 
     source_ids: dict[str, int]
+    target_ids: dict[str, int]  # piece -> id for targets (target_vocab.json with separate_vocabs)
     target_pieces: dict[int, str]  # id -> piece for decoding (target_vocab.json with separate_vocabs)
     source_pieces: dict[int, str]
     specials: dict[str, int]  # eos/unk/pad/additional special tokens
     unk_id: int
+    target_unk_id: int
 
 
 class MarianTokenizer(Tokenizer):
     """A Tokenizer whose backend segments with source.spm and whose ids come from vocab.json."""
 
-    def __init__(self, backend: Backend, special: SpecialTokens, vocab: _Vocab, decode_spm: SpmModel,
-                 clean_up_spaces: bool) -> None:
+    def __init__(self, backend: Backend, target_backend: Backend, special: SpecialTokens, vocab: _Vocab,
+                 decode_spm: SpmModel, clean_up_spaces: bool) -> None:
         super().__init__(backend, special, clean_up_spaces)
+        self._target_backend = target_backend  # segments with target.spm
         self._vocab = vocab
         self._special_pieces = {i: t for t, i in vocab.specials.items()}
         self._spm_types = {p.piece: p.type for p in decode_spm.pieces}
@@ -71,19 +78,35 @@ class MarianTokenizer(Tokenizer):
 
     def encode(self, text: str, add_special_tokens: bool = True) -> Encoding:
         """MarianTokenizer's ids; a leading >>lang<< code is looked up whole, as its remove_language_code does."""
+        ids, offsets, special = self._encode(self.backend, self._vocab.source_ids, self._vocab.unk_id, text,
+                                             add_special_tokens)
+        pieces = tuple(self._vocab.source_pieces.get(i, "") for i in ids)
+        return Encoding(tuple(ids), pieces, tuple(offsets), tuple(special))
+
+    def encode_target(self, text: str) -> Encoding:
+        """MarianTokenizer(text_target=...): target.spm's pieces, the target vocabulary's ids."""
+        ids, offsets, special = self._encode(self._target_backend, self._vocab.target_ids,
+                                             self._vocab.target_unk_id, text, True)
+        pieces = tuple(self.id_to_piece(i) or "" for i in ids)
+        return Encoding(tuple(ids), pieces, tuple(offsets), tuple(special))
+
+    def _encode(self, backend: Backend, vocab: dict[str, int], unk_id: int, text: str,
+                add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]], list[bool]]:
+        """Ids, offsets and special flags of one side; special tokens keep vocab.json's ids on both sides."""
         code = _language_code(text)
-        enc = self.backend.encode(text[len(code):], add_special_tokens=add_special_tokens)
-        ids = [self._vocab.source_ids.get(token, self._vocab.unk_id) for token in enc.tokens]
+        enc = backend.encode(text[len(code):], add_special_tokens=add_special_tokens)
+        specials = self._vocab.specials
+        ids = [specials[t] if m or t in specials else vocab.get(t, unk_id)
+               for t, m in zip(enc.tokens, enc.special_tokens_mask)]
         # By text, not backend id: an unknown character shares <unk>'s id but is no special token.
-        special = [bool(m) or t in self._vocab.specials for t, m in zip(enc.tokens, enc.special_tokens_mask)]
+        special = [bool(m) or t in specials for t, m in zip(enc.tokens, enc.special_tokens_mask)]
         shift = len(code)  # tokens the template appended keep their empty (0, 0) span
         offsets = [(s, e) if m else (s + shift, e + shift) for (s, e), m in zip(enc.offsets, enc.special_tokens_mask)]
         if code:  # one plain token spanning the code's characters
-            ids.insert(0, self._vocab.source_ids.get(code, self._vocab.unk_id))
+            ids.insert(0, vocab.get(code, unk_id))
             special.insert(0, False)
             offsets.insert(0, (0, shift))
-        pieces = tuple(self._vocab.source_pieces.get(i, "") for i in ids)
-        return Encoding(tuple(ids), pieces, tuple(offsets), tuple(special))
+        return ids, offsets, special
 
     def decode(self, ids: list[int] | tuple[int, ...], skip_special_tokens: bool = False) -> str:
         """MarianTokenizer.decode; ids outside the vocabulary (padded embeddings) are dropped, not an error."""
@@ -105,6 +128,9 @@ class MarianTokenizer(Tokenizer):
 
     def piece_to_id(self, piece: str) -> int | None:
         return self._vocab.source_ids.get(piece)
+
+    def source_piece(self, id: int) -> str | None:
+        return self._vocab.source_pieces.get(id)
 
     def _decode_pieces(self, pieces: list[str]) -> str:
         """sentencepiece's DecodePieces: controls vanish, <unk> shows as its surface, the first ▁ is dropped."""
@@ -135,15 +161,21 @@ def load_marian_tokenizer(folder: Path, settings: dict[str, Any]) -> MarianToken
     extras = settings.get("additional_special_tokens") or settings.get("extra_special_tokens") or []
     extras = [_text(e, "") for e in (extras.values() if isinstance(extras, dict) else extras)]
     vocab = _vocab(folder, separate, [*names.values(), *(e for e in extras if e)], names["unk"])
-    backend = Backend(_unigram(source, names["unk"]))
-    backend.normalizer = _normalizer(source.normalizer)
+    special = SpecialTokens(**{n: SpecialToken(t, vocab.specials[t]) for n, t in names.items()})
+    return MarianTokenizer(_backend(source, vocab, names), _backend(target, vocab, names), special, vocab,
+                           target if separate else source,
+                           clean_up_spaces=bool(settings.get("clean_up_tokenization_spaces")))
+
+
+def _backend(spm: SpmModel, vocab: _Vocab, names: dict[str, str]) -> Backend:
+    """One side's segmentation: the spm's lattice and normalizer, special tokens split out, </s> appended."""
+    backend = Backend(_unigram(spm, names["unk"]))
+    backend.normalizer = _normalizer(spm.normalizer)
     backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in vocab.specials])
     eos = names["eos"]
     backend.post_processor = processors.TemplateProcessing(
         single=f"$A:0 {eos}:0", pair=f"$A:0 $B:1 {eos}:1", special_tokens=[(eos, backend.token_to_id(eos))])
-    special = SpecialTokens(**{n: SpecialToken(t, vocab.specials[t]) for n, t in names.items()})
-    return MarianTokenizer(backend, special, vocab, target if separate else source,
-                           clean_up_spaces=bool(settings.get("clean_up_tokenization_spaces")))
+    return backend
 
 
 def _supported_spm(path: Path) -> SpmModel:
@@ -191,8 +223,8 @@ def _vocab(folder: Path, separate: bool, specials: list[str], unk: str) -> _Voca
     ids = dict(source)
     for token in specials:  # transformers gives special tokens missing from the vocabulary the next ids
         ids.setdefault(token, len(ids))
-    return _Vocab(ids, {i: p for p, i in target.items()}, {i: p for p, i in ids.items()},
-                  {t: ids[t] for t in specials}, source[unk])
+    return _Vocab(ids, target if separate else ids, {i: p for p, i in target.items()}, {i: p for p, i in ids.items()},
+                  {t: ids[t] for t in specials}, source[unk], target.get(unk, source[unk]))
 
 
 def _read_vocab(path: Path) -> dict[str, int]:

@@ -34,7 +34,7 @@ def fill_mask(model: nn.Module, tokenizer: Tokenizer, text: str, top_k: int = 5)
     """The top_k candidates, most likely first, for every mask token in `text`, in text order."""
     if top_k < 1:
         raise InvalidOption(f"top_k must be at least 1, not {top_k}")
-    mask = _mask_token(model, tokenizer)
+    mask = mask_token(model, tokenizer)
     ids = list(tokenizer.encode(text).ids)
     positions = [i for i, token in enumerate(ids) if token == mask.id]
     if not positions:
@@ -51,7 +51,7 @@ def fill_mask(model: nn.Module, tokenizer: Tokenizer, text: str, top_k: int = 5)
     ]
 
 
-def _mask_token(model: nn.Module, tokenizer: Tokenizer) -> SpecialToken:
+def mask_token(model: nn.Module, tokenizer: Tokenizer) -> SpecialToken:
     if not getattr(model, "has_mlm_head", False):
         lacks = "has none (a bare encoder save)" if hasattr(model, "has_mlm_head") else "is not an encoder"
         raise LmtuiError("fill-mask needs an encoder with a masked-language-model head (BERT, RoBERTa, "

@@ -16,7 +16,9 @@ from lmtui.decoding.settings import GenerationSettings, settings_from_defaults
 from lmtui.errors import InvalidOption, LmtuiError
 from lmtui.generation import GenerateResult, GenerationRun, check_length, prompt_token_ids
 from lmtui.generation_defaults import GenerationDefaults, load_generation_defaults
+from lmtui.inspect.attention import AttentionView, record
 from lmtui.inspect.inputs import TokenInputs
+from lmtui.loss import LossResult, score_tokens
 from lmtui.masked import MaskPrediction
 from lmtui.models import family_for
 from lmtui.models.layers import attention_backend
@@ -157,8 +159,37 @@ class Session:
         if target is None:
             return TokenInputs(ids)
         if self.kind != "encoder-decoder":
-            raise InvalidOption(f"a target is read only by encoder-decoders; this model is an {self.kind}")
+            article = "an" if self.kind == "encoder" else "a"
+            raise InvalidOption(f"a target is read only by encoder-decoders; this model is {article} {self.kind}")
         return TokenInputs(ids, self.tokenizer.encode_target(target).ids)
+
+    def attention(self, text: str | TokenInputs, target: str | None = None, pad_to: int = 0) -> AttentionView:
+        """Run the model once on the text (or ids) and keep what each head's map is computed from.
+
+        An encoder-decoder shows encoder attention alone without a target, and decoder self- and
+        cross-attention too with one (teacher forced). `pad_to` pads the text as a batch would, to
+        show the padding mask: with the pad token, or eos where there is none (as transformers does).
+        """
+        inputs = text if isinstance(text, TokenInputs) else self.inputs(text, target)
+        self.check_context(TokenInputs(inputs.ids + (0,) * max(0, pad_to - len(inputs.ids)), inputs.target_ids))
+        pad = self.tokenizer.special.pad or self.tokenizer.special.eos
+        return record(self.model, self.kind, inputs, self.decoder_start_id, self._piece, self._source_piece,
+                      pad_to, pad.id if pad is not None else None)
+
+    def check_context(self, inputs: TokenInputs) -> None:
+        """Refuse inputs longer than the model's positions reach, before any work is done."""
+        if not self.family.HARD_CONTEXT:
+            return
+        context = self.model.config.context_length
+        for side, ids in (("text", inputs.ids), ("target", inputs.target_ids or ())):
+            if len(ids) > context:
+                raise InvalidOption(f"the {side} is {len(ids)} tokens; this model reads at most {context}")
+
+    def _piece(self, id: int) -> str:
+        return self.tokenizer.id_to_piece(id) or ""
+
+    def _source_piece(self, id: int) -> str:
+        return self.tokenizer.source_piece(id) or ""
 
     def last_inputs(self) -> TokenInputs:
         """The last generation's first sequence as inspection input: a decoder's prompt followed by its
@@ -170,6 +201,15 @@ class Session:
         if self.kind == "encoder-decoder":
             return TokenInputs(tuple(last.prompt_token_ids), output)
         return TokenInputs(tuple(last.prompt_token_ids) + output)
+
+    def loss(self, text: str | TokenInputs, target: str | None = None, label_smoothing: float = 0.0) -> LossResult:
+        """Teacher-forced loss of typed text (an encoder-decoder's target given its source), or of ids
+        such as `last_inputs()`, which are scored as they are."""
+        if isinstance(text, TokenInputs) and target is not None:
+            raise InvalidOption("give the target inside the TokenInputs, not beside them")
+        inputs = text if isinstance(text, TokenInputs) else self.inputs(text, target)
+        self.check_context(inputs)
+        return score_tokens(self.model, self.kind, self.tokenizer, inputs, label_smoothing, self.decoder_start_id)
 
     def info(self) -> ModelInfo:
         config = self.model.config

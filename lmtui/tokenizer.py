@@ -118,6 +118,10 @@ class Tokenizer:
     def piece_to_id(self, piece: str) -> int | None:
         return self.backend.token_to_id(piece)
 
+    def source_piece(self, id: int) -> str | None:
+        """An encoder-side id's piece: differs from `id_to_piece` only where each side has its own vocabulary."""
+        return self.id_to_piece(id)
+
 
 def load_tokenizer(folder: Path) -> Tokenizer:
     """Load the tokenizer of a Hugging Face model folder the way `AutoTokenizer.from_pretrained` would."""

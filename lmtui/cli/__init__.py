@@ -8,10 +8,12 @@ from __future__ import annotations
 import click
 
 from lmtui import __version__
+from lmtui.cli.attention import attention
 from lmtui.cli.common import Group
 from lmtui.cli.fill_mask import fill_mask
 from lmtui.cli.generate import generate
 from lmtui.cli.info import info
+from lmtui.cli.loss import loss
 
 
 @click.group(cls=Group, invoke_without_command=True)
@@ -27,3 +29,5 @@ def main(ctx: click.Context) -> None:
 main.add_command(info)
 main.add_command(generate)
 main.add_command(fill_mask)
+main.add_command(loss)
+main.add_command(attention)

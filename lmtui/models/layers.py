@@ -6,7 +6,10 @@ each one reads top to bottom with the checkpoint's own tensor names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -109,11 +112,41 @@ def attention_mask(
     return allowed | ~allowed.any(-1, keepdim=True)
 
 
+@dataclass(frozen=True)
+class AttentionCall:
+    """What one attention call saw: enough to recompute any head's probabilities later, for the cost
+    of keeping queries and keys (not layers x heads x T x S probabilities)."""
+
+    q: Tensor  # (B, nh, T, hs), after rotary where the family has it
+    k: Tensor  # (B, nkv, S, hs)
+    mask: Tensor | None  # bool (B or 1, 1, T, S), True = may attend; or float (B or 1, nh, T, S) added to scores
+    causal: bool  # with mask None: SDPA's is_causal applies
+    scale: float
+
+
+_recording: ContextVar[list[AttentionCall] | None] = ContextVar("attention_recording", default=None)
+
+
+@contextmanager
+def record_attention() -> Iterator[list[AttentionCall]]:
+    """Collect every `attend` call made inside the block, in call order (per thread)."""
+    calls: list[AttentionCall] = []
+    token = _recording.set(calls)
+    try:
+        yield calls
+    finally:
+        _recording.reset(token)
+
+
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool, scale: float) -> Tensor:
     """Scaled dot-product attention; grouped-query heads share keys and values without copies.
 
     q (B, nh, T, hs), k and v (B, nkv, S, hs) with nh a multiple of nkv -> (B, nh, T, hs).
+    Inside `record_attention` the call is also recorded, so inspection keeps the fast kernels.
     """
+    calls = _recording.get()
+    if calls is not None:
+        calls.append(AttentionCall(q, k, mask, causal, scale))
     return F.scaled_dot_product_attention(
         q,
         k,
