@@ -19,6 +19,8 @@ from lmtui.jsonfile import read_json_object
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 SINGLE_FILE = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the bundled checkpoints
+DEFAULT_MODEL = WEIGHTS / "tiny-gpt"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,15 @@ def open_checkpoint(model: str | Path) -> Checkpoint:
     files = weight_files(folder)  # first: a pickle-only folder is refused for that, whatever else it lacks
     config = read_json_object(folder / "config.json")
     return Checkpoint(folder, str(model), config, index_tensors(files))
+
+
+def model_or_default(model: str | Path | None) -> str | Path:
+    """The model asked for, or the bundled default when none is (every face's `-m/--model` default)."""
+    if model is not None:
+        return model
+    if not DEFAULT_MODEL.is_dir():
+        raise LmtuiError(f"no --model given and the bundled model {DEFAULT_MODEL} is not there")
+    return DEFAULT_MODEL
 
 
 def resolve_folder(model: str | Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from lmtui import masked
-from lmtui.checkpoint import Checkpoint, open_checkpoint
+from lmtui.checkpoint import Checkpoint, model_or_default, open_checkpoint
 from lmtui.decoding.settings import GenerationSettings, settings_from_defaults
 from lmtui.errors import InvalidOption, LmtuiError
 from lmtui.generation import GenerateResult, GenerationRun, check_length, prompt_token_ids
@@ -24,8 +24,6 @@ from lmtui.models import family_for
 from lmtui.models.layers import attention_backend
 from lmtui.models.loading import Progress, load_model
 from lmtui.tokenizer import Tokenizer, load_tokenizer
-
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "weights" / "tiny-gpt"
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -81,10 +79,8 @@ class Session:
         dtype: str = "auto",
         progress: Progress | None = None,
     ) -> None:
-        if model is None and not DEFAULT_MODEL.is_dir():
-            raise LmtuiError(f"no --model given and the bundled model {DEFAULT_MODEL} is not there")
         self.device = resolve_device(device)
-        self.checkpoint: Checkpoint = open_checkpoint(model if model is not None else DEFAULT_MODEL)
+        self.checkpoint: Checkpoint = open_checkpoint(model_or_default(model))
         self.tokenizer: Tokenizer = load_tokenizer(self.checkpoint.folder)
         self.generation: GenerationDefaults = load_generation_defaults(
             self.checkpoint.folder, self.checkpoint.config

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from helpers_models import assert_logits_match, load_ours
+from lmtui.checkpoint import DEFAULT_MODEL
 from lmtui.cli import main
-from lmtui.session import DEFAULT_MODEL
 from lmtui.tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent

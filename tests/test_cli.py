@@ -118,8 +118,9 @@ def test_info_json_for_a_grouped_query_llama_family_model(tmp_path: Path) -> Non
 
 
 def test_no_model_and_no_bundled_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import lmtui.session
+    import lmtui.checkpoint
 
-    monkeypatch.setattr(lmtui.session, "DEFAULT_MODEL", tmp_path / "tiny-gpt")
-    code, _, err = run("info")
-    assert code == 1 and "no --model given and the bundled model" in err
+    monkeypatch.setattr(lmtui.checkpoint, "DEFAULT_MODEL", tmp_path / "tiny-gpt")
+    for command in ("info", "tokenize"):
+        code, _, err = run(command, *(["x"] if command == "tokenize" else []))
+        assert code == 1 and "no --model given and the bundled model" in err

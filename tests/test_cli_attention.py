@@ -20,8 +20,9 @@ from transformers import (
 from conftest import roberta_tokenizer
 from helpers_loss import save_marian
 from helpers_models import randomize
+from lmtui.checkpoint import DEFAULT_MODEL
 from lmtui.cli import main
-from lmtui.session import DEFAULT_MODEL, Session
+from lmtui.session import Session
 
 TEXT = "The with statement is used to wrap the execution of a block."
 SOURCE = "The quick brown fox jumps over the lazy dog."

@@ -14,6 +14,7 @@ from lmtui.cli.fill_mask import fill_mask
 from lmtui.cli.generate import generate
 from lmtui.cli.info import info
 from lmtui.cli.loss import loss
+from lmtui.cli.tokenize import tokenize
 
 
 @click.group(cls=Group, invoke_without_command=True)
@@ -31,3 +32,4 @@ main.add_command(generate)
 main.add_command(fill_mask)
 main.add_command(loss)
 main.add_command(attention)
+main.add_command(tokenize)
