@@ -101,7 +101,8 @@ def score_tokens(model: nn.Module, kind: str, tokenizer: Tokenizer, inputs: Toke
     """Score `inputs` teacher-forced; the caller has checked they fit the model's context."""
     check_label_smoothing(label_smoothing)
     if inputs.target_ids is not None and kind != "encoder-decoder":
-        raise InvalidOption(f"a target is read only by encoder-decoders; this model is an {kind}")
+        article = "an" if kind == "encoder" else "a"
+        raise InvalidOption(f"a target is read only by encoder-decoders; this model is {article} {kind}")
     with torch.inference_mode():
         if kind == "decoder":
             tokens, vocab_size = _decoder_tokens(model, tokenizer, inputs.ids, label_smoothing)
