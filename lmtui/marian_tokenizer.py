@@ -93,7 +93,7 @@ class MarianTokenizer(Tokenizer):
     def _encode(self, backend: Backend, vocab: dict[str, int], unk_id: int, text: str,
                 add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]], list[bool]]:
         """Ids, offsets and special flags of one side; special tokens keep vocab.json's ids on both sides."""
-        code = _language_code(text)
+        code = language_code(text)
         enc = backend.encode(text[len(code):], add_special_tokens=add_special_tokens)
         specials = self._vocab.specials
         ids = [specials[t] if m or t in specials else vocab.get(t, unk_id)
@@ -234,7 +234,7 @@ def _read_vocab(path: Path) -> dict[str, int]:
     return raw
 
 
-def _language_code(text: str) -> str:
+def language_code(text: str) -> str:
     """A leading >>xx<< target-language code, which MarianTokenizer keeps out of sentencepiece."""
     end = text.find("<<") if text.startswith(">>") else -1
     return text[:end + 2] if end != -1 else ""

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer as Backend
 from lmtui.inspect.merges import BpeTrace, BpeTracer, WordPieceTrace, WordPieceTracer
 from lmtui.inspect.pieces import PieceForm, readable, whole_characters
 from lmtui.inspect.unigram import UnigramTrace, UnigramTracer
-from lmtui.marian_tokenizer import MarianTokenizer, _language_code
+from lmtui.marian_tokenizer import MarianTokenizer, language_code
 from lmtui.tokenizer import Encoding, Tokenizer
 
 Trace = BpeTrace | WordPieceTrace | UnigramTrace
@@ -175,6 +175,6 @@ def _inspector(tokenizer: Tokenizer) -> _Inspector:
 def _backend_view(tokenizer: Tokenizer, text: str) -> tuple[int, str]:
     """Where the backend's input starts in `text`, and that input: Marian keeps a >>lang<< code out of it."""
     if isinstance(tokenizer, MarianTokenizer):
-        code = _language_code(text)
+        code = language_code(text)
         return len(code), text[len(code):]
     return 0, text
