@@ -1,0 +1,100 @@
+"""The Compare view: greedy search, beam search and sampling on the same prompt, side by side
+(stacked when the view is narrow), each with its settings, score and why it ended."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Container, VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+from lmtui.tui.options import STRATEGIES
+from lmtui.tui.state import AppState
+
+if TYPE_CHECKING:
+    from lmtui.generation import GenerateResult
+
+NARROW = 90  # below this many cells the three panes stack
+
+
+class Pane(VerticalScroll):
+    DEFAULT_CSS = """
+    Pane {
+        border: round $border-blurred;
+        padding: 0 1;
+        & > #text { width: 1fr; }
+        &.-error > #text { color: $text-error; }
+    }
+    """
+
+    def __init__(self, strategy: str) -> None:
+        super().__init__(id=f"pane-{strategy}")
+        self.border_title = strategy
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="text", markup=False)
+
+    def show(self, text: Content | str, subtitle: str, error: bool = False) -> None:
+        self.set_class(error, "-error")
+        self.query_one("#text", Static).update(text)
+        self.border_subtitle = Content(subtitle)
+
+
+class CompareView(Container):
+    DEFAULT_CSS = """
+    CompareView {
+        layout: horizontal;
+        & > Pane { width: 1fr; height: 1fr; }
+        &.-narrow { layout: vertical; }
+        &.-narrow > Pane { width: 100%; }
+    }
+    """
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__()
+        self.state = state
+        self._pending: set[str] = set()  # strategies of the compare in progress that have not ended
+
+    def compose(self) -> ComposeResult:
+        for strategy in STRATEGIES:
+            yield Pane(strategy)
+
+    def on_mount(self) -> None:
+        for pane in self.query(Pane):
+            pane.show("Press ctrl+t to run greedy, beam and sampling on the prompt.", "")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
+
+    def started(self) -> None:
+        self._pending = set(STRATEGIES)
+        for pane in self.query(Pane):
+            pane.show("waiting …", "")
+
+    def stopped(self) -> None:
+        """The job is over: a strategy it never reached was cancelled before it began."""
+        for strategy in self._pending:
+            self._pane(strategy).show("not run: the compare was cancelled", "")
+        self._pending = set()
+
+    def progress(self, strategy: str, text: str, step: int, max_steps: int) -> None:
+        shown = text or ("searching …" if strategy == "beam" else "")
+        self._pane(strategy).show(shown, f"step {step} of {max_steps}")
+
+    def done(self, strategy: str, result: GenerateResult) -> None:
+        sequence = result.sequences[0]
+        seed = f" · seed {result.settings.seed}" if strategy == "sample" else ""
+        beams = f" · {result.settings.num_beams} beams" if strategy == "beam" else ""
+        subtitle = f"{sequence.finish_reason} · score {sequence.score:.3f}{beams}{seed}"
+        self._pane(strategy).show(Content.styled(sequence.text, "bold"), subtitle)
+        self._pending.discard(strategy)
+
+    def failed(self, strategy: str, reason: str) -> None:
+        self._pane(strategy).show(reason, "failed", error=True)
+        self._pending.discard(strategy)
+
+    def _pane(self, strategy: str) -> Pane:
+        return self.query_one(f"#pane-{strategy}", Pane)
