@@ -21,6 +21,7 @@ SINGLE_FILE = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the bundled checkpoints
 DEFAULT_MODEL = WEIGHTS / "tiny-gpt"
+DEFAULT_ENCODER = WEIGHTS / "tiny-bert"  # what fill-mask opens when no model is named
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,14 @@ def open_checkpoint(model: str | Path) -> Checkpoint:
     return Checkpoint(folder, str(model), config, index_tensors(files))
 
 
-def model_or_default(model: str | Path | None) -> str | Path:
-    """The model asked for, or the bundled default when none is (every face's `-m/--model` default)."""
+def model_or_default(model: str | Path | None, default: Path | None = None) -> str | Path:
+    """The model asked for, or a bundled one when none is (`default`, else DEFAULT_MODEL)."""
     if model is not None:
         return model
-    if not DEFAULT_MODEL.is_dir():
-        raise LmtuiError(f"no --model given and the bundled model {DEFAULT_MODEL} is not there")
-    return DEFAULT_MODEL
+    default = default if default is not None else DEFAULT_MODEL
+    if not default.is_dir():
+        raise LmtuiError(f"no --model given and the bundled model {default} is not there")
+    return default
 
 
 def resolve_folder(model: str | Path) -> Path:

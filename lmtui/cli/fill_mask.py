@@ -21,11 +21,14 @@ def fill_mask(text: str | None, model: str | None, device: str, dtype: str, as_j
     """Predict the token behind each mask token in TEXT (or stdin) with an encoder's MLM head.
 
     Type the checkpoint's own mask token: [MASK] for BERT and DistilBERT, <mask> for RoBERTa.
+    Without -m/--model this opens the bundled encoder, weights/tiny-bert.
 
-    Example: lmtui fill-mask -m google-bert/bert-base-uncased "Paris is the [MASK] of France."
+    Example: lmtui fill-mask "Return [MASK] if the object is callable, False otherwise."
     """
+    from lmtui.checkpoint import DEFAULT_ENCODER, model_or_default
+
     prompt = read_text(text)
-    masks = open_session(model, device, dtype).fill_mask(prompt, top_k)
+    masks = open_session(str(model_or_default(model, DEFAULT_ENCODER)), device, dtype).fill_mask(prompt, top_k)
     emit({"masks": [asdict(mask) for mask in masks]}, as_json, render_masks(masks))
 
 
