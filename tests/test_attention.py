@@ -308,3 +308,9 @@ def test_padding_needs_a_pad_token(tmp_path: Path) -> None:
     ours, _ = pair(DECODERS["gpt2"], "decoder", tmp_path)
     with pytest.raises(InvalidOption, match="no padding token"):
         record(ours, "decoder", TokenInputs((1, 2)), None, str, str, pad_to=4, pad_id=None)
+
+
+def test_an_empty_window_of_rows_is_empty(gpt2_view) -> None:
+    view, _ = gpt2_view
+    empty = view.map("self", 0, 0, rows=(3, 3))
+    assert empty.weights == [] and empty.masked == [] and empty.queries == []

@@ -88,7 +88,7 @@ class AttentionView:
         start, stop = max(0, start), min(n_queries, stop)
         probs, allowed = probabilities(call, slice(head, head + 1), slice(start, stop))  # (1, t, S)
         queries, keys = self._sides[kind]
-        real = torch.tensor(queries.real[start:stop], device=probs.device)[:, None]  # (t, 1)
+        real = torch.tensor(queries.real[start:stop], dtype=torch.bool, device=probs.device)[:, None]  # (t, 1)
         hidden = ~allowed[0] | ~real  # (t, S)
         return AttentionMap(kind, layer, head, queries.pieces[start:stop], keys.pieces, start,
                             probs[0].masked_fill(hidden, 0.0).tolist(), hidden.tolist())
