@@ -33,9 +33,12 @@ from lmtui.tui.messages import (
 )
 from lmtui.tui.options import STRATEGIES
 from lmtui.tui.state import AppState, Job, ModelSpec
+from lmtui.tui.views.attention import AttentionView
 from lmtui.tui.views.compare import CompareView
+from lmtui.tui.views.loss import LossView
 from lmtui.tui.views.output import OutputView
 from lmtui.tui.views.steps import StepsView
+from lmtui.tui.views.tokens import TokensView
 from lmtui.tui.widgets.decoding import DecodingPanel
 from lmtui.tui.widgets.model_bar import ModelBar
 from lmtui.tui.widgets.open_model import OpenModelScreen
@@ -58,9 +61,9 @@ class ViewSpec:
 
 VIEWS = (
     ViewSpec("output", "Output", "f1", OutputView),
-    # ViewSpec("tokens", "Tokens", "f2", TokensView),  # issue 7, second half: lmtui/tui/views/tokens.py
-    # ViewSpec("attention", "Attention", "f3", AttentionView),  # lmtui/tui/views/attention.py
-    # ViewSpec("loss", "Loss", "f4", LossView),  # lmtui/tui/views/loss.py
+    ViewSpec("tokens", "Tokens", "f2", TokensView),
+    ViewSpec("attention", "Attention", "f3", AttentionView),
+    ViewSpec("loss", "Loss", "f4", LossView),
     ViewSpec("steps", "Steps", "f5", StepsView),
     ViewSpec("compare", "Compare", "f6", CompareView),
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lmtui.inspect.pieces import PieceForm
+
 _VISIBLE = {" ": "·", "\n": "⏎", "\t": "→", "\r": "␍"}
 
 
@@ -27,3 +29,11 @@ def bar(fraction: float, width: int) -> str:
     eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
     full, rest = divmod(eighths, 8)
     return "█" * full + ("" if rest == 0 else " ▏▎▍▌▋▊▉"[rest])
+
+
+def piece_label(tokenizer_kind: str, piece: str) -> str:
+    """A vocabulary piece as it reads (GPT-2's Ġ and SentencePiece's ▁ as ␣, <E4> for part of a
+    character, WordPiece's ## kept), so attention and loss labels match the Tokens view's."""
+    form = PieceForm(byte_level=tokenizer_kind == "byte-level BPE", byte_fallback=True,
+                     spaces=tokenizer_kind in ("BPE", "Unigram"), prefix="", suffix="")
+    return form.read(piece, first=True, last=True)[1] or "∅"
