@@ -83,6 +83,10 @@ class MarianTokenizer(Tokenizer):
         pieces = tuple(self._vocab.source_pieces.get(i, "") for i in ids)
         return Encoding(tuple(ids), pieces, tuple(offsets), tuple(special))
 
+    @property
+    def target_backend(self) -> Backend:
+        return self._target_backend
+
     def encode_target(self, text: str) -> Encoding:
         """MarianTokenizer(text_target=...): target.spm's pieces, the target vocabulary's ids."""
         ids, offsets, special = self._encode(self._target_backend, self._vocab.target_ids,

@@ -188,15 +188,11 @@ class Session:
         return self.tokenizer.source_piece(id) or ""
 
     def last_inputs(self) -> TokenInputs:
-        """The last generation's first sequence as inspection input: a decoder's prompt followed by its
-        output; an encoder-decoder's source, with the output as the target."""
+        """The last generation's first sequence as inspection input (`TokenInputs.of_generation`)."""
         last = self.last
         if last is None:
             raise InvalidOption("nothing has been generated yet in this session")
-        output = tuple(last.sequences[0].token_ids)
-        if self.kind == "encoder-decoder":
-            return TokenInputs(tuple(last.prompt_token_ids), output)
-        return TokenInputs(tuple(last.prompt_token_ids) + output)
+        return TokenInputs.of_generation(self.kind, last)
 
     def loss(self, text: str | TokenInputs, target: str | None = None, label_smoothing: float = 0.0) -> LossResult:
         """Teacher-forced loss of typed text (an encoder-decoder's target given its source), or of ids

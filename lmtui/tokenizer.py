@@ -105,6 +105,11 @@ class Tokenizer:
         """An encoder-decoder's decoder-side text, as `tokenizer(text_target=...)` encodes it."""
         return self.encode(text)
 
+    @property
+    def target_backend(self) -> Backend:
+        """The backend that segments decoder-side text: the same one unless each side has its own model."""
+        return self.backend
+
     def decode(self, ids: list[int] | tuple[int, ...], skip_special_tokens: bool = False) -> str:
         """Decode; ids past the tokenizer's vocabulary (padded embeddings) are dropped, not an error."""
         known = [i for i in ids if 0 <= i < 2**32]  # the backend takes u32 ids and raises on others

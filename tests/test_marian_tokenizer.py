@@ -20,6 +20,7 @@ import sentencepiece as spm
 from transformers import MarianTokenizer
 
 from lmtui.errors import LmtuiError
+from lmtui.inspect.tokens import split_text, trace_word
 from lmtui.spm import PieceType, read_spm
 from lmtui.tokenizer import load_tokenizer
 
@@ -230,3 +231,22 @@ def test_lmtui_generate_on_a_marian_folder_equals_transformers(folders: dict[str
     assert json.loads(result.stdout)["prompt_token_ids"] == inputs["input_ids"][0].tolist()
     assert sequence["token_ids"] == expected
     assert sequence["text"] == reference.decode(torch.tensor(expected), skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("shape", ["separate spm", "separate vocabs"])
+def test_target_split_uses_the_target_side(folders: dict[str, Path], shape: str) -> None:
+    """A target is split with target.spm and named from the target vocabulary, as text_target encodes it;
+    each word's trace replays target.spm's model."""
+    reference, ours = MarianTokenizer.from_pretrained(folders[shape]), load_tokenizer(folders[shape])
+    for text in GERMAN_TEXTS:
+        ids = reference(text_target=text)["input_ids"]
+        split = split_text(ours, text, target=True)
+        assert [t.id for t in split.tokens] == ids, text
+        assert [t.id for t in split_text(ours, text).tokens] == reference(text)["input_ids"]
+        for word in split.words:
+            expected = ours.target_backend.model.tokenize(word.text)
+            word_trace = trace_word(ours, word.text, target=True)
+            assert word_trace is not None and word_trace.pieces == tuple(t.value for t in expected), word.text
+            named = tuple("<unk>" if split.tokens[i].unknown else piece
+                          for i, piece in zip(word.tokens, word_trace.pieces))
+            assert named == tuple(split.tokens[i].piece for i in word.tokens), word.text

@@ -124,6 +124,24 @@ async def test_load_errors_are_shown_and_another_model_can_be_opened(tmp_path: P
         assert not app.query_one(ModelBar).has_class("-failed")
 
 
+async def test_a_failed_load_keeps_the_model_in_use(tmp_path: Path, gpt2_folder: Path) -> None:
+    app = start(gpt2_folder)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        session, info = app.state.session, app.info
+        await type_text(pilot, "Hello")
+        await pilot.press("ctrl+r")
+        await finished(pilot)
+        result = app.result
+        await open_model(pilot, str(tmp_path / "missing"))
+        assert app.state.session is session and app.info is info and app.state.error is None
+        assert app.state.spec.model == str(gpt2_folder) and app.result is result
+        assert not app.query_one(ModelBar).has_class("-failed") and "gpt2" in text_of(pilot, "ModelBar #summary")
+        await pilot.press("ctrl+r")  # still runs on the model in use
+        await finished(pilot)
+        assert app.result is not result and app.result.sequences[0].token_ids == result.sequences[0].token_ids
+
+
 async def test_encoder_decoder_shows_the_target_editor(bart_folder: Path) -> None:
     app = start(bart_folder)
     async with app.run_test(size=SIZE) as pilot:

@@ -7,6 +7,10 @@ re-encoding a generation does not always give back the same tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lmtui.generation import GenerateResult
 
 
 @dataclass(frozen=True)
@@ -17,3 +21,12 @@ class TokenInputs:
 
     ids: tuple[int, ...]
     target_ids: tuple[int, ...] | None = None
+
+    @classmethod
+    def of_generation(cls, kind: str, result: GenerateResult) -> TokenInputs:
+        """A generation's first sequence as the model read it: a decoder's prompt followed by its
+        output; an encoder-decoder's source, with the output as the target."""
+        output = tuple(result.sequences[0].token_ids)
+        if kind == "encoder-decoder":
+            return cls(tuple(result.prompt_token_ids), output)
+        return cls(tuple(result.prompt_token_ids) + output)

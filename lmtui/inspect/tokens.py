@@ -63,10 +63,11 @@ class TokenSplit:
     words: tuple[Word, ...]
 
 
-def split_text(tokenizer: Tokenizer, text: str) -> TokenSplit:
-    """The tokens of `text` as the tokenizer encodes it (special tokens included), each tied to its word."""
-    enc = tokenizer.encode(text)
-    inspector = _inspector(tokenizer)
+def split_text(tokenizer: Tokenizer, text: str, target: bool = False) -> TokenSplit:
+    """The tokens of `text` as the tokenizer encodes it (special tokens included), each tied to its word.
+    `target`: split it as an encoder-decoder's decoder-side text (Marian's own target vocabulary)."""
+    enc = tokenizer.encode_target(text) if target else tokenizer.encode(text)
+    inspector = _inspector(tokenizer, target)
     shift, seen = _backend_view(tokenizer, text)
     words, token_words = _words(*inspector.record(seen), shift, len(enc.ids))
     unk = tokenizer.special.unk.id if tokenizer.special.unk is not None else None
@@ -108,17 +109,17 @@ def _token(form: PieceForm, enc: Encoding, i: int, word: int | None, words: tupl
                       not whole_characters(data), word is not None and enc.ids[i] == unk, word)
 
 
-def trace_word(tokenizer: Tokenizer, word: str) -> Trace | None:
+def trace_word(tokenizer: Tokenizer, word: str, target: bool = False) -> Trace | None:
     """Replay the model on one word as it read it (`Word.text`); None for models without steps (WordLevel)."""
-    tracer = _inspector(tokenizer).tracer
+    tracer = _inspector(tokenizer, target).tracer
     return tracer.trace(word) if tracer is not None else None
 
 
-def trace(tokenizer: Tokenizer, text: str, token_index: int) -> Trace | None:
+def trace(tokenizer: Tokenizer, text: str, token_index: int, target: bool = False) -> Trace | None:
     """The steps that built the word holding token `token_index`; None for special and added tokens."""
-    split = split_text(tokenizer, text)
+    split = split_text(tokenizer, text, target)
     word = split.tokens[token_index].word
-    return trace_word(tokenizer, split.words[word].text) if word is not None else None
+    return trace_word(tokenizer, split.words[word].text, target) if word is not None else None
 
 
 class _Recorder:
@@ -132,10 +133,10 @@ class _Recorder:
 
 
 class _Inspector:
-    """Per tokenizer, built once: the recording copy of its backend, its piece form and its tracer."""
+    """Per tokenizer and side, built once: the recording copy of its backend, its piece form and its tracer."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
-        serialized = tokenizer.backend.to_str()
+    def __init__(self, tokenizer: Tokenizer, backend: Backend) -> None:
+        serialized = backend.to_str()
         model = json.loads(serialized)["model"]
         self.backend = Backend.from_str(serialized)
         self.recorder = _Recorder()
@@ -161,15 +162,17 @@ class _Inspector:
             return self.recorder.splits, word_ids
 
 
-_INSPECTORS: weakref.WeakKeyDictionary[Tokenizer, _Inspector] = weakref.WeakKeyDictionary()
+_INSPECTORS: weakref.WeakKeyDictionary[Tokenizer, dict[bool, _Inspector]] = weakref.WeakKeyDictionary()
 _INSPECTORS_LOCK = threading.Lock()
 
 
-def _inspector(tokenizer: Tokenizer) -> _Inspector:
+def _inspector(tokenizer: Tokenizer, target: bool = False) -> _Inspector:
+    """The source side's inspector, or (`target`) the decoder side's, which differs only for Marian."""
     with _INSPECTORS_LOCK:
-        if tokenizer not in _INSPECTORS:
-            _INSPECTORS[tokenizer] = _Inspector(tokenizer)
-        return _INSPECTORS[tokenizer]
+        sides = _INSPECTORS.setdefault(tokenizer, {})
+        if target not in sides:
+            sides[target] = _Inspector(tokenizer, tokenizer.target_backend if target else tokenizer.backend)
+        return sides[target]
 
 
 def _backend_view(tokenizer: Tokenizer, text: str) -> tuple[int, str]:

@@ -40,7 +40,7 @@ from lmtui.tui.views.output import OutputView
 from lmtui.tui.views.steps import StepsView
 from lmtui.tui.views.tokens import TokensView
 from lmtui.tui.widgets.decoding import DecodingPanel
-from lmtui.tui.widgets.model_bar import ModelBar
+from lmtui.tui.widgets.model_bar import ModelBar, short_name
 from lmtui.tui.widgets.open_model import OpenModelScreen
 from lmtui.tui.widgets.prompt import PromptPanel
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from lmtui.decoding.settings import GenerationSettings
     from lmtui.generation import GenerateResult
     from lmtui.masked import MaskPrediction
-    from lmtui.session import ModelInfo
+    from lmtui.session import ModelInfo, Session
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ class LmtuiApp(App[None], inherit_bindings=False):
         self.state = AppState(spec or ModelSpec())
         self.compared: dict[str, GenerateResult] = {}
         self.masks: list[MaskPrediction] | None = None
+        self._previous: tuple[ModelSpec, Session, ModelInfo] | None = None  # kept while another model loads
 
     def compose(self) -> ComposeResult:
         yield ModelBar()
@@ -135,7 +136,11 @@ class LmtuiApp(App[None], inherit_bindings=False):
     # -- loading a model
 
     def load(self, spec: ModelSpec) -> None:
-        self.state.spec, self.state.session, self.info, self.result = spec, None, None, None
+        """Load `spec` in a worker. The model in use is kept aside meanwhile: if the new one fails, the
+        app goes back to it rather than leaving the user with nothing loaded."""
+        if self.state.session is not None and self.info is not None:
+            self._previous = (self.state.spec, self.state.session, self.info)
+        self.state.spec, self.state.session, self.info = spec, None, None
         self.query_one(ModelBar).loading(spec.label)
         self.call_after_refresh(self.load_worker, spec)  # paint first: the worker's torch import holds the GIL
 
@@ -150,7 +155,7 @@ class LmtuiApp(App[None], inherit_bindings=False):
     def on_model_loaded(self, message: ModelLoaded) -> None:
         if message.spec is not self.state.spec:
             return
-        self.state.session, self.state.error = message.session, None
+        self.state.session, self.state.error, self._previous = message.session, None, None
         self.query_one(ModelBar).loaded(message.info)
         mask = message.session.tokenizer.special.mask
         self.query_one(PromptPanel).set_kind(message.info.kind, mask.text if mask is not None else None)
@@ -159,13 +164,21 @@ class LmtuiApp(App[None], inherit_bindings=False):
         self.check_options()
 
     def on_load_failed(self, message: LoadFailed) -> None:
-        if message.spec is self.state.spec:
-            self.state.error = message.reason
-            self.query_one(ModelBar).failed(message.spec.label)
-            what = "the model" if message.spec.label in message.reason else message.spec.label
-            self.query_one(OutputView).failed(f"Cannot load {what}: {message.reason}\n\n"
-                                              "Press ctrl+o to open another model.")
-            self.notify(message.reason, title="Cannot load the model", severity="error", timeout=8)
+        if message.spec is not self.state.spec:
+            return
+        if self._previous is not None:
+            (self.state.spec, self.state.session, info), self._previous = self._previous, None
+            self.query_one(ModelBar).loaded(info)
+            self.info = info
+            self.notify(f"{message.reason}\nStill using {short_name(info.name)}; ctrl+o opens another model.",
+                        title=f"Cannot load {message.spec.label}", severity="error", timeout=12)
+            return
+        self.state.error = message.reason
+        self.query_one(ModelBar).failed(message.spec.label)
+        what = "the model" if message.spec.label in message.reason else message.spec.label
+        self.query_one(OutputView).failed(f"Cannot load {what}: {message.reason}\n\n"
+                                          "Press ctrl+o to open another model.")
+        self.notify(message.reason, title="Cannot load the model", severity="error", timeout=8)
 
     def action_open_model(self) -> None:
         current = self.state.spec.model or ""

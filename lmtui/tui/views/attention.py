@@ -372,9 +372,14 @@ class AttentionView(Vertical, can_focus=True):
             key = readouts.summary_legend(summaries, self._summary_name()) if summaries else Content("")
         else:
             grid = self.query_one("#map", Heatmap)
-            text, key = readouts.describe_cell(grid, self.kind, self._shown == self._key()), legend("0", "1")
+            text = readouts.describe_cell(grid, self.kind, self._shown == self._key(), self._decoding())
+            key = legend("0", "1")
         self.query_one("#cell", Static).update(text)
         self.query_one("#legend", Static).update(key)
+
+    def _decoding(self) -> bool:
+        """Whether the map's queries are a decoder's tokens, each predicting the next."""
+        return self.kind in ("decoder", "cross") or (self.kind == "self" and self.state.kind == "decoder")
 
     def _message(self, text: str, error: bool = False) -> None:
         """Nothing to draw: say why (a hint, or an error in one line)."""

@@ -54,16 +54,7 @@ def read_source(kind: str, prompt: str, target: str, result: GenerateResult | No
         return "An encoder fills masks and does not generate text: press g to go back to the prompt."
     if result is None:
         return "Nothing generated yet: press ctrl+r to generate (or g to go back to the prompt)."
-    return Source(result.prompt, None, generation_inputs(kind, result))
-
-
-def generation_inputs(kind: str, result: GenerateResult) -> TokenInputs:
-    """A generation's first sequence as the model read it, as `Session.last_inputs` builds it, but for
-    the generation the Output view shows (the session's last run may be a compare's sampling lane)."""
-    output = tuple(result.sequences[0].token_ids)
-    if kind == "encoder-decoder":
-        return TokenInputs(tuple(result.prompt_token_ids), output)
-    return TokenInputs(tuple(result.prompt_token_ids) + output)
+    return Source(result.prompt, None, TokenInputs.of_generation(kind, result))
 
 
 class Follow:

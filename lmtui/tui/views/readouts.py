@@ -69,19 +69,23 @@ def describe_head(summary: HeadSummary) -> Content:
     return Content.assemble(*parts)
 
 
-def describe_cell(grid: Heatmap, kind: str, loaded: bool) -> Content:
-    """The cell under the map's cursor: query, key and weight (or why it is masked), and the row's largest."""
+def describe_cell(grid: Heatmap, kind: str, loaded: bool, decoding: bool) -> Content:
+    """The cell under the map's cursor: query (and, when `decoding`, the token that query predicts), key and
+    weight (or why it is masked), and the row's largest."""
     if not grid.row_labels:
         return Content("")
     row, column = grid.cursor
     values = grid.values.get(row) if loaded else None
-    where = Content.assemble(("query ", "$text-muted"), f"{row} “", (grid.row_labels[row], "bold"), "” → ",
-                             ("key ", "$text-muted"), f"{column} “", (grid.column_labels[column], "bold"), "”  ")
+    where = Content.assemble(("query ", "$text-muted"), f"{row} “", (grid.row_labels[row], "bold"), "”")
+    if decoding and row + 1 < len(grid.row_labels):  # a decoder's query reads one token, predicts the next
+        where += Content.assemble((" predicting “", "$text-muted"), grid.row_labels[row + 1], ("”", "$text-muted"))
+    where += Content.assemble(" → ", ("key ", "$text-muted"), f"{column} “", (grid.column_labels[column], "bold"),
+                              "”  ")
     if values is None:
         return where + Content.styled("…", "$text-muted")
     value = values[column]
     if value is None:
-        later = kind in ("self", "decoder") and column > row
+        later = decoding and kind != "cross" and column > row
         why = "a later token, which this query may not see" if later else "padding, which no query reads"
         return where + Content.styled(f"masked: {why}", "$text-warning")
     best = max((n for n, v in enumerate(values) if v is not None), key=lambda n: values[n] or 0.0)

@@ -57,9 +57,9 @@ class TokensView(Vertical, can_focus=True):
             self.serial, self.splits, self.error = serial, splits, error
 
     class Traced(Message, bubble=False):
-        def __init__(self, tokenizer: Tokenizer, word: str, trace: Trace | None) -> None:
+        def __init__(self, tokenizer: Tokenizer, key: tuple[bool, str], trace: Trace | None) -> None:
             super().__init__()
-            self.tokenizer, self.word, self.trace = tokenizer, word, trace
+            self.tokenizer, self.key, self.trace = tokenizer, key, trace
 
     def __init__(self, state: AppState) -> None:
         super().__init__()
@@ -69,7 +69,7 @@ class TokensView(Vertical, can_focus=True):
         self._serial = 0
         self._splits: list[tuple[str, TokenSplit]] = []  # (where: "" or " in the source"/" in the target", split)
         self._tokenizer: Tokenizer | None = None
-        self._traces: dict[str, Trace | None] = {}  # by word, for the tokenizer above
+        self._traces: dict[tuple[bool, str], Trace | None] = {}  # by (target side, word), for the tokenizer above
         self._request: tuple[object, ...] | None = None  # (session, prompt, target) last split
 
     def compose(self) -> ComposeResult:
@@ -114,7 +114,7 @@ class TokensView(Vertical, can_focus=True):
         from lmtui.inspect.tokens import split_text  # loads `tokenizers`: not before the first frame
 
         try:
-            splits = [(where, split_text(tokenizer, text)) for where, text in texts]
+            splits = [(where, split_text(tokenizer, text, target=where == "target")) for where, text in texts]
         except Exception as error:  # a tokenizer that cannot take the text: one line, the app stays up
             self.post_message(self.Split(serial, [], one_line(error)))
             return
@@ -191,10 +191,10 @@ class TokensView(Vertical, can_focus=True):
         where, split, token = selected
         trace: Trace | None | object = None
         if token.word is not None:
-            word = split.words[token.word].text
-            trace = self._traces.get(word, PENDING)
+            key = (where == "target", split.words[token.word].text)
+            trace = self._traces.get(key, PENDING)
             if trace is PENDING and self._tokenizer is not None:
-                self.trace_worker(self._tokenizer, word)
+                self.trace_worker(self._tokenizer, key)
         width = self.query_one("#detail").size.width
         self.query_one("#text", Static).update(token_detail(split, token, f" in the {where}" if where else "", trace,
                                                             width))
@@ -203,18 +203,19 @@ class TokensView(Vertical, can_focus=True):
         self._show_selected()
 
     @work(thread=True, exclusive=True, group="tokens-trace")
-    def trace_worker(self, tokenizer: Tokenizer, word: str) -> None:
+    def trace_worker(self, tokenizer: Tokenizer, key: tuple[bool, str]) -> None:
         from lmtui.inspect.tokens import trace_word
 
+        target, word = key
         try:
-            trace = trace_word(tokenizer, word)
+            trace = trace_word(tokenizer, word, target)
         except Exception:  # a replay that fails still leaves the token's own facts on screen
             trace = None
-        self.post_message(self.Traced(tokenizer, word, trace))
+        self.post_message(self.Traced(tokenizer, key, trace))
 
     def on_tokens_view_traced(self, message: Traced) -> None:
         if message.tokenizer is self._tokenizer:
-            self._traces[message.word] = message.trace
+            self._traces[message.key] = message.trace
             self._show_selected()
 
     def _clear(self, status: str, error: str | None = None) -> None:
