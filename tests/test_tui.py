@@ -23,6 +23,7 @@ from lmtui.tui.app import VIEWS, LmtuiApp
 from lmtui.tui.commands import ACTIONS
 from lmtui.tui.state import ModelSpec
 from lmtui.tui.views.compare import CompareView
+from lmtui.tui.views.steps import StepsView
 from lmtui.tui.widgets.decoding import DecodingPanel
 from lmtui.tui.widgets.model_bar import ModelBar
 
@@ -215,6 +216,31 @@ async def test_steps_view_shows_candidates_before_and_after_filters() -> None:
         chosen = app.state.token_text(app.result.steps[1].token_id)
         assert "step 1: chose" in detail and chosen in detail
         assert "before the filters" in detail and "after the filters" in detail
+
+
+async def test_steps_grow_while_a_run_streams_and_keep_the_highlight() -> None:
+    app = start()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await type_text(pilot, PROMPT)
+        view = app.query_one(StepsView)
+        steps = app.query_one("StepsView OptionList", OptionList)
+        for strategy, detail in (("greedy", "step 2: chose"), ("beam", "step 2: every continuation")):
+            app.query_one(DecodingPanel).set_strategy(strategy)
+            await pilot.press("ctrl+r")
+            await finished(pilot)
+            result = app.result
+            view.show_steps(strategy, result.steps[:3], 1)  # the records so far, as progress messages carry them
+            await pilot.pause()
+            assert steps.option_count == 3 and steps.highlighted == 0
+            steps.highlighted = 2
+            view.show_steps(strategy, result.steps[:5], 1)
+            await pilot.pause()
+            assert steps.option_count == 5 and steps.highlighted == 2  # appended, not rebuilt
+            view.show_result(result)
+            await pilot.pause()
+            assert steps.option_count == len(result.steps) and steps.highlighted == 2
+            assert detail in text_of(pilot, "StepsView #detail Static")
 
 
 async def test_escape_cancels_mid_stream() -> None:

@@ -32,6 +32,17 @@ def test_parse_keeps_the_chosen_strategys_fields() -> None:
         parse("sample", {"temperature": "hot"}, None)
 
 
+def test_stop_texts_are_typed_with_escapes_and_kept_exactly() -> None:
+    texts = {"stop": " the|\\n\\n|a\\|b|\\\\", "min_new_tokens": "3"}
+    options = parse("greedy", texts, None)
+    assert options["stop"] == (" the", "\n\n", "a|b", "\\") and options["min_new_tokens"] == 3
+    assert shown(GenerationSettings(stop=options["stop"]), "stop") == texts["stop"]  # shown as it is typed
+    assert shown(GenerationSettings(), "stop") == "none"
+    with pytest.raises(InvalidOption, match="--stop 'x\\\\\\\\q' has an unknown escape"):
+        parse("greedy", {"stop": "x\\q"}, None)
+    assert readable("--stop needs a non-empty text") == "stop at needs a non-empty text"
+
+
 def test_session_messages_read_in_the_forms_words() -> None:
     message = "--num-return-sequences (5) cannot exceed --num-beams (4)"
     assert field_named_in(message).name == "num_return_sequences"

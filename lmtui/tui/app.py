@@ -274,6 +274,7 @@ class LmtuiApp(App[None], inherit_bindings=False):
             return
         if message.lane == "output":
             self.query_one(OutputView).progress(message.strategy, message.text, message.step, message.max_steps)
+            self.query_one(StepsView).show_steps(message.strategy, message.records, message.sequences)
         else:
             self.query_one(CompareView).progress(message.lane, message.text, message.step, message.max_steps)
 

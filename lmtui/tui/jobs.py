@@ -67,7 +67,9 @@ def generate(session: Session, prompt: str, options: dict[str, Any], job: Job, p
             if time.monotonic() - last >= INTERVAL:
                 last = time.monotonic()
                 step = run.steps[-1].step + 1 if run.steps else 0
-                post(GenerationProgress(job, lane, run.settings.strategy, text, step, run.settings.max_new_tokens))
+                settings = run.settings
+                post(GenerationProgress(job, lane, settings.strategy, text, step, settings.max_new_tokens,
+                                        tuple(run.steps), settings.num_return_sequences))
         result = run.result
         assert result is not None
     except Exception as error:  # a bad option, or a bug: either way one line in the app

@@ -10,6 +10,7 @@ from textual.message import Message
 from lmtui.tui.state import Job, ModelSpec
 
 if TYPE_CHECKING:
+    from lmtui.decoding.records import BeamStep, TokenStep
     from lmtui.generation import GenerateResult
     from lmtui.masked import MaskPrediction
     from lmtui.session import ModelInfo, Session
@@ -47,6 +48,8 @@ class GenerationProgress(Message):
     text: str
     step: int
     max_steps: int
+    records: tuple[TokenStep | BeamStep, ...]  # the steps' records so far, for the Steps view
+    sequences: int  # how many sequences the run returns (rows of a sampled batch)
 
 
 @dataclass

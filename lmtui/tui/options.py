@@ -30,6 +30,27 @@ def _number(text: str) -> float:
         raise ValueError("is not a number") from None
 
 
+def _stops(text: str) -> tuple[str, ...]:
+    """Stop texts exactly as typed (spaces count), separated by |; \\n is a newline, \\t a tab, \\| and \\\\
+    stand for themselves."""
+    escapes = {"n": "\n", "t": "\t", "|": "\0", "\\": "\\"}  # \0 holds an escaped | until the split
+    out, chars = [], iter(text)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "")
+            if following not in escapes:
+                raise ValueError(f"has an unknown escape \\{following} (use \\n, \\t, \\| or \\\\)")
+            char = escapes[following]
+        out.append(char)
+    return tuple(part.replace("\0", "|") for part in "".join(out).split("|"))
+
+
+def stops_text(stops: tuple[str, ...]) -> str:
+    """Stop texts as the field shows them: the inverse of _stops."""
+    escaped = (s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "\\n").replace("\t", "\\t") for s in stops)
+    return "|".join(escaped) if stops else "none"
+
+
 @dataclass(frozen=True)
 class Field:
     name: str  # a GenerationSettings field
@@ -46,6 +67,9 @@ class Field:
 
 FIELDS = (
     Field("max_new_tokens", "max new tokens", EVERY, _whole, "Tokens to generate"),
+    Field("min_new_tokens", "min new tokens", EVERY, _whole, "No end-of-text before this many tokens"),
+    Field("stop", "stop at", EVERY, _stops, "Stop when one of these texts appears: separate them with |, "
+          "write a newline as \\n"),
     Field("num_beams", "beams", ("beam",), _whole, "Beam width"),
     Field("length_penalty", "length penalty", ("beam",), _number, "Beam scores are divided by length ** this"),
     Field("temperature", "temperature", ("sample",), _number, "Divide the logits by this (> 0)"),
@@ -67,7 +91,8 @@ def parse(strategy: str, texts: dict[str, str], early_stopping: str | None) -> d
     """
     options: dict[str, Any] = {"strategy": strategy}
     for field in FIELDS:
-        text = texts.get(field.name, "").strip()
+        text = texts.get(field.name, "")
+        text = text if field.name == "stop" else text.strip()  # a stop text's spaces are part of it
         if strategy in field.strategies and text:
             try:
                 options[field.name] = field.parse(text)
@@ -94,6 +119,8 @@ def readable(message: str) -> str:
 def shown(settings: GenerationSettings, name: str) -> str:
     """A resolved setting as the form shows it in an empty field (the default it stands for)."""
     value = getattr(settings, name)
+    if name == "stop":
+        return stops_text(value)
     if value is None:
         return "random" if name == "seed" else "off"
     if name == "top_k" and value == 0:

@@ -17,7 +17,7 @@ from lmtui.tui.text import bar, percent
 from lmtui.tui.views.beams import Branch, Node, nodes_by_step, survivor_tree
 
 if TYPE_CHECKING:
-    from lmtui.decoding.records import Candidate, TokenStep
+    from lmtui.decoding.records import BeamStep, Candidate, TokenStep
     from lmtui.generation import GenerateResult
 
 STATUS = {"running": ("●", "$foreground"), "finished": ("✓", "$text-success"),
@@ -42,7 +42,8 @@ class StepsView(Horizontal):
         self.state = state
         self._steps: list[TokenStep] = []
         self._table: list[list[Node]] = []
-        self._tree: list[Content] = []  # the beam tree's lines, drawn once per result
+        self._tree: list[Content] = []  # the beam tree's lines
+        self._records: tuple[TokenStep | BeamStep, ...] = ()  # the run's records shown
 
     def compose(self) -> ComposeResult:
         yield OptionList(markup=False)
@@ -53,22 +54,40 @@ class StepsView(Horizontal):
         self.watch(self.app, "result", self.show_result, init=False)
 
     def show_result(self, result: GenerateResult | None) -> None:
-        steps = list(result.steps) if result is not None else []
-        beam = result is not None and result.strategy == "beam"
-        self.set_class(beam, "-beam")
-        self.query_one("#detail Static", Static).update(EMPTY if not steps else "")
-        options = self.query_one(OptionList)
-        options.clear_options()
-        if beam:
-            self._table = nodes_by_step(steps)
-            self._tree = self._tree_lines(survivor_tree(self._table), "")
-            options.add_options([self._beam_option(nodes) for nodes in self._table])
+        if result is None:
+            self.show_steps("greedy", (), 1)
         else:
-            self._steps = steps
-            rows = result.settings.num_return_sequences if result is not None else 1
-            options.add_options([self._token_option(step, rows) for step in steps])
-        if steps:
+            self.show_steps(result.strategy, result.steps, result.settings.num_return_sequences)
+            self._refresh_detail()  # the beam tree is whole only now
+
+    def show_steps(self, strategy: str, records: tuple[TokenStep | BeamStep, ...], sequences: int) -> None:
+        """Show a run's steps; while it streams, the steps it adds to what is shown are appended, so the
+        step the user has highlighted stays where it is."""
+        beam = strategy == "beam"
+        options = self.query_one(OptionList)
+        shown = self._records
+        grows = (beam == self.has_class("-beam") and len(records) >= len(shown) > 0
+                 and records[len(shown) - 1] is shown[-1])
+        self._records = records
+        if not grows:
+            self.set_class(beam, "-beam")
+            self.query_one("#detail Static", Static).update(EMPTY if not records else "")
+            options.clear_options()
+            shown = ()
+        if beam:
+            self._table = nodes_by_step(list(records))
+            self._tree = self._tree_lines(survivor_tree(self._table), "")
+            options.add_options([self._beam_option(nodes) for nodes in self._table[options.option_count:]])
+        else:
+            self._steps = list(records)
+            options.add_options([self._token_option(step, sequences) for step in records[len(shown):]])
+        if records and options.highlighted is None:
             options.highlighted = 0
+
+    def _refresh_detail(self) -> None:
+        highlighted = self.query_one(OptionList).highlighted
+        if highlighted is not None:
+            self._show(highlighted)
 
     def _token_option(self, step: TokenStep, rows: int) -> Option:
         chosen = next((c.prob for c in step.after if c.token_id == step.token_id), 0.0)
@@ -85,9 +104,7 @@ class StepsView(Horizontal):
         self._show(event.option_index)
 
     def on_resize(self) -> None:
-        highlighted = self.query_one(OptionList).highlighted
-        if highlighted is not None:
-            self._show(highlighted)
+        self._refresh_detail()
 
     def _show(self, index: int) -> None:
         detail = self.query_one("#detail Static", Static)
