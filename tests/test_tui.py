@@ -6,11 +6,13 @@ The helpers here (`start`, `loaded`, `type_text`, `finished`) are shared by the 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static, TextArea
@@ -271,6 +273,14 @@ async def test_compare_runs_the_three_strategies(session: Session) -> None:
         greedy = session.generate(PROMPT).sequences[0].text
         assert greedy.strip() in text_of(pilot, "#pane-greedy #text")
         assert app.compared["sample"].settings.seed is not None
+        for lane, result in app.compared.items():  # one scale for all: the model's perplexity on the output
+            prompt, output = result.prompt_token_ids, result.sequences[0].token_ids
+            ids = torch.tensor([prompt + output])
+            with torch.no_grad():
+                logprobs = session.model(ids)[0, :-1].log_softmax(-1)  # (T - 1, vocab)
+            chosen = logprobs[torch.arange(len(prompt) - 1, ids.shape[1] - 1), ids[0, len(prompt):]]
+            expected = math.exp(-chosen.mean().item())
+            assert f"perplexity {expected:.2f}" in str(app.query_one(f"#pane-{lane}").border_subtitle), lane
 
 
 async def test_escape_cancels_a_compare() -> None:

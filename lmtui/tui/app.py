@@ -256,7 +256,7 @@ class LmtuiApp(App[None], inherit_bindings=False):
         for lane, options in lanes:
             if session is None or job.cancelled:
                 break
-            jobs.generate(session, prompt, options, job, self.post_message, lane)
+            jobs.generate(session, prompt, options, job, self.post_message, lane, score=lane != "output")
         self.post_message(JobFinished(job))
 
     @work(thread=True, exclusive=True, group="generate")
@@ -285,7 +285,7 @@ class LmtuiApp(App[None], inherit_bindings=False):
             self.masks, self.result = None, message.result
         else:
             self.compared[message.lane] = message.result
-            self.query_one(CompareView).done(message.lane, message.result)
+            self.query_one(CompareView).done(message.lane, message.result, message.perplexity)
 
     def on_generation_failed(self, message: GenerationFailed) -> None:
         if message.job is not self.state.job:

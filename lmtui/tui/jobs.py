@@ -6,6 +6,7 @@ the wrong thread. torch arrives with `lmtui.session`, imported here on first use
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from lmtui.tui.messages import (
 from lmtui.tui.state import Job, ModelSpec
 
 if TYPE_CHECKING:
+    from lmtui.generation import GenerateResult
     from lmtui.session import Session
 
 Post = Callable[[Message], Any]
@@ -57,8 +59,10 @@ def load(spec: ModelSpec, post: Post) -> None:
     post(ModelLoaded(spec, session, info))
 
 
-def generate(session: Session, prompt: str, options: dict[str, Any], job: Job, post: Post, lane: str) -> None:
-    """Stream one run, posting its text at most every INTERVAL seconds, then its result."""
+def generate(session: Session, prompt: str, options: dict[str, Any], job: Job, post: Post, lane: str,
+             score: bool = False) -> None:
+    """Stream one run, posting its text at most every INTERVAL seconds, then its result (and, with
+    `score`, the perplexity the model itself gives the output, to compare strategies on one scale)."""
     try:
         run = job.follow(session.stream(prompt, **options))
         text, last = "", 0.0
@@ -72,10 +76,24 @@ def generate(session: Session, prompt: str, options: dict[str, Any], job: Job, p
                                         tuple(run.steps), settings.num_return_sequences))
         result = run.result
         assert result is not None
+        perplexity = output_perplexity(session, result) if score and not job.cancelled else None
     except Exception as error:  # a bad option, or a bug: either way one line in the app
         post(GenerationFailed(job, lane, one_line(error)))
         return
-    post(GenerationDone(job, lane, result))
+    post(GenerationDone(job, lane, result, perplexity))
+
+
+def output_perplexity(session: Session, result: GenerateResult) -> float | None:
+    """exp(mean -log p) of the first sequence's tokens under the model's own distribution, teacher forced:
+    each strategy's score is on its own scale (beam's is length-normalised, sampling's filtered), this is
+    one scale for all. None when nothing was generated."""
+    from lmtui.inspect.inputs import TokenInputs
+
+    generated = len(result.sequences[0].token_ids)
+    if generated == 0:
+        return None
+    scored = session.loss(TokenInputs.of_generation(session.kind, result)).tokens[-generated:]
+    return math.exp(sum(token.nll for token in scored) / len(scored))
 
 
 def fill_mask(session: Session, text: str, top_k: int, job: Job, post: Post) -> None:

@@ -57,6 +57,7 @@ class GenerationDone(Message):
     job: Job
     lane: str
     result: GenerateResult
+    perplexity: float | None = None  # the raw model's, on the output alone (compare lanes)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The Compare view: greedy search, beam search and sampling on the same prompt, side by side
-(stacked when the view is narrow), each with its settings, score and why it ended."""
+(stacked when the view is narrow), each with its settings, why it ended, and the model's perplexity on
+its output: each strategy's own score has its own scale, so that is what the three are compared by."""
 
 from __future__ import annotations
 
@@ -84,11 +85,14 @@ class CompareView(Container):
         shown = text or ("searching …" if strategy == "beam" else "")
         self._pane(strategy).show(shown, f"step {step} of {max_steps}")
 
-    def done(self, strategy: str, result: GenerateResult) -> None:
+    def done(self, strategy: str, result: GenerateResult, perplexity: float | None) -> None:
+        """The output, and under it: why it ended, its length and the model's perplexity on it (one
+        scale for all three: lower is text the model finds more likely)."""
         sequence = result.sequences[0]
         seed = f" · seed {result.settings.seed}" if strategy == "sample" else ""
         beams = f" · {result.settings.num_beams} beams" if strategy == "beam" else ""
-        subtitle = f"{sequence.finish_reason} · score {sequence.score:.3f}{beams}{seed}"
+        ppl = f" · perplexity {perplexity:.2f}" if perplexity is not None else ""
+        subtitle = f"{sequence.finish_reason} · {len(sequence.token_ids)} tokens{ppl}{beams}{seed}"
         self._pane(strategy).show(Content.styled(sequence.text, "bold"), subtitle)
         self._pending.discard(strategy)
 
