@@ -22,6 +22,17 @@ SHARD_INDEX = "model.safetensors.index.json"
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the bundled checkpoints
 DEFAULT_MODEL = WEIGHTS / "tiny-gpt"
 DEFAULT_ENCODER = WEIGHTS / "tiny-bert"  # what fill-mask opens when no model is named
+EXAMPLES = {  # a text each bundled model does something sensible with, and a target for tiny-seq2seq
+    "tiny-gpt": ("The with statement", None),
+    "tiny-bert": ("Return [MASK] if the object is callable, False otherwise.", None),
+    "tiny-seq2seq": ("three hundred and forty-two", "342"),
+}
+
+
+def bundled_example(folder: str | Path) -> tuple[str, str | None] | None:
+    """What to suggest typing into a bundled model (None for any other folder)."""
+    path = Path(folder).resolve()
+    return EXAMPLES.get(path.name) if path.parent == WEIGHTS else None
 
 
 @dataclass(frozen=True)

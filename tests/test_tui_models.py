@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_tui import SIZE, finished, loaded, start, text_of, type_text
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, TextArea
+from textual.widgets import Input, OptionList, Tab, TabbedContent, TextArea
 
 from conftest import CORPUS, roberta_tokenizer
 from helpers_models import randomize
@@ -169,6 +169,17 @@ async def test_encoder_fills_masks(bert_folder: Path) -> None:
         panel = app.query_one(DecodingPanel)
         assert app.info.kind == "encoder" and panel.mode == "fill-mask"
         assert [row.field.id for row in panel.query("Row") if row.display] == ["mask_top_k"]
+        assert "[MASK]" in text_of(pilot, "OutputView #status")  # what to do with an encoder
+        footer = {binding.description for _, binding, enabled, _ in app.active_bindings.values()
+                  if enabled and binding.show}
+        assert "Fill masks" in footer and not footer & {"Generate", "Compare", "Strategy"}
+        tabs = app.query_one(TabbedContent)
+        assert [tab.id for tab in tabs.query(Tab) if not tab.display] == ["--content-tab-steps",
+                                                                          "--content-tab-compare"]
+        await pilot.press("f5")  # no steps for an encoder: it says so and stays where it is
+        await pilot.pause()
+        assert tabs.active == "output"
+        assert all("Compare" not in title for title, _, _ in app.palette_commands())
         await type_text(pilot, "the quick brown [MASK] jumps")
         app.query_one("#mask_top_k", Input).value = "3"
         await pilot.press("ctrl+r")

@@ -213,7 +213,7 @@ async def test_cross_attention_lines_digits_up_with_words(seq2seq: Session) -> N
                 assert shown.index(max(v for v in shown if v is not None)) == weights.index(max(weights))
         assert map_grid(pilot).cursor == (0, 0)
         await pilot.press("down", "right")
-        assert "query 1 “<s>” predicting “3” → key 1 “three”" in cell_text(pilot)  # the row that writes 3
+        assert "query 1 “<s>” (→ “3”)  key 1 “three”" in cell_text(pilot)  # the row that writes 3
         kinds = []
         for _ in range(3):
             await pilot.press("k")

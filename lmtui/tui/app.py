@@ -18,6 +18,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, TabbedContent, TabPane
 
+from lmtui.checkpoint import bundled_example
 from lmtui.errors import InvalidOption
 from lmtui.tui import export, jobs
 from lmtui.tui.commands import ACTIONS, ActionsProvider
@@ -69,7 +70,9 @@ VIEWS = (
 )
 
 
-BUSY_ACTIONS = {"run", "compare", "open_model"}  # refused while a generation runs: esc cancels it
+BUSY_ACTIONS = {"run", "fill", "compare", "open_model"}  # refused while a generation runs: esc cancels it
+GENERATING = {"run", "compare", "cycle_strategy"}  # what only a model that generates offers
+GENERATING_VIEWS = ("steps", "compare")  # views an encoder, which fills masks, has nothing for
 
 
 class LmtuiApp(App[None], inherit_bindings=False):
@@ -115,9 +118,11 @@ class LmtuiApp(App[None], inherit_bindings=False):
             self.state.job.cancel()
 
     def palette_commands(self) -> list[tuple[str, str, str]]:
-        commands = [(action.title, action.name, f"{action.help} ({action.key})") for action in ACTIONS]
+        """Every action this model offers, then every view it has."""
+        commands = [(action.title, action.name, f"{action.help} ({action.key})") for action in ACTIONS
+                    if self._offered(action.name)]
         return commands + [(f"Show {view.title}", f"show_view('{view.id}')", f"The {view.title} view ({view.key})")
-                           for view in VIEWS]
+                           for view in VIEWS if self._has_view(view.id)]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Textual's own palette entries, less the two the app offers itself."""
@@ -127,11 +132,19 @@ class LmtuiApp(App[None], inherit_bindings=False):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if isinstance(self.screen, ModalScreen):
             return action == "quit"
-        if action == "cancel":
-            return self.state.busy
+        if not self._offered(action):
+            return False  # hidden
         if action in BUSY_ACTIONS and self.state.busy:
             return None  # shown, but greyed out
         return True
+
+    def _offered(self, action: str) -> bool:
+        """Whether the action means anything now: cancel while a run goes, generating actions for models
+        that generate, filling masks for encoders."""
+        if action == "cancel":
+            return self.state.busy
+        encoder = self.state.kind == "encoder"
+        return not ((action in GENERATING and encoder) or (action == "fill" and not encoder))
 
     # -- loading a model
 
@@ -158,10 +171,16 @@ class LmtuiApp(App[None], inherit_bindings=False):
         self.state.session, self.state.error, self._previous = message.session, None, None
         self.query_one(ModelBar).loaded(message.info)
         mask = message.session.tokenizer.special.mask
-        self.query_one(PromptPanel).set_kind(message.info.kind, mask.text if mask is not None else None)
+        self.query_one(PromptPanel).set_kind(message.info.kind, mask.text if mask is not None else None,
+                                             bundled_example(message.info.path))
         self.query_one(DecodingPanel).set_kind(message.info.kind)
+        self.query_one(OutputView).welcome(message.info.kind, mask.text if mask is not None else None)
+        tabs = self.query_one(TabbedContent)
+        for view_id in GENERATING_VIEWS:
+            (tabs.hide_tab if message.info.kind == "encoder" else tabs.show_tab)(view_id)
         self.info, self.result, self.masks, self.compared = message.info, None, None, {}
         self.check_options()
+        self.refresh_bindings()
 
     def on_load_failed(self, message: LoadFailed) -> None:
         if message.spec is not self.state.spec:
@@ -207,19 +226,19 @@ class LmtuiApp(App[None], inherit_bindings=False):
         options = self._ready_options()
         if options is None:
             return
-        job = self._start_job()
-        if self.state.kind == "encoder":
-            self.fill_worker(job, self.prompt, options["top_k"])
-        else:
-            self.query_one(OutputView).started(options["strategy"], self.prompt if self.state.kind == "decoder" else "")
-            self.generate_worker(job, self.prompt, [("output", with_seed(options))])
+        self.query_one(OutputView).started(options["strategy"], self.prompt if self.state.kind == "decoder" else "")
+        self.generate_worker(self._start_job(), self.prompt, [("output", with_seed(options))])
         self.query_one(TabbedContent).active = "output"  # the focus stays in the editor, to go on typing
+
+    def action_fill(self) -> None:
+        options = self._ready_options()
+        if options is None:
+            return
+        self.fill_worker(self._start_job(), self.prompt, options["top_k"])
+        self.query_one(TabbedContent).active = "output"
 
     def action_compare(self) -> None:
         if self._ready_options() is None:
-            return
-        if self.state.kind == "encoder":
-            self.notify("An encoder fills masks; it does not generate text to compare.", severity="warning")
             return
         panel = self.query_one(DecodingPanel)
         try:
@@ -316,14 +335,21 @@ class LmtuiApp(App[None], inherit_bindings=False):
     @on(Button.Pressed, "#run")
     @on(Input.Submitted, "DecodingPanel Input")
     def _run_pressed(self) -> None:
-        self.run_action("run")
+        self.run_action("fill" if self.state.kind == "encoder" else "run")
 
     def action_cycle_strategy(self) -> None:
         self.query_one(DecodingPanel).cycle_strategy()
 
     # -- views and files
 
+    def _has_view(self, view_id: str) -> bool:
+        return not (view_id in GENERATING_VIEWS and self.state.kind == "encoder")
+
     def action_show_view(self, view_id: str) -> None:
+        if not self._has_view(view_id):
+            self.notify("An encoder fills masks and does not generate: it has no steps to show or strategies "
+                        "to compare.", severity="warning")
+            return
         self.query_one(TabbedContent).active = view_id
         view = self.query_one(f"#{view_id}", TabPane).children[0]
         focusable = [view] if view.focusable else [w for w in view.query("*") if w.focusable]

@@ -20,8 +20,9 @@ class Action:
 
 
 ACTIONS = (
-    Action("ctrl+r", "run", "Generate", "Generate from the prompt with the chosen strategy (encoders: fill the masks)",
-           footer="Generate"),
+    Action("ctrl+r", "run", "Generate", "Generate from the prompt with the chosen strategy", footer="Generate"),
+    Action("ctrl+r", "fill", "Fill masks", "Fill each mask in the text with the encoder's top candidates",
+           footer="Fill masks"),  # ctrl+r for an encoder: one of the two is offered, by the model's kind
     Action("escape", "cancel", "Cancel", "Stop the generation in progress after the current step", footer="Cancel"),
     Action("ctrl+t", "compare", "Compare", "Run greedy, beam search and sampling on the prompt, side by side",
            footer="Compare"),

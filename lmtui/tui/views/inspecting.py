@@ -40,7 +40,7 @@ class Source:
 
     @property
     def label(self) -> str:
-        return "the last generation" if self.generated is not None else "the prompt"
+        return "the last generation" if self.generated is not None else "the typed text"
 
 
 def read_source(kind: str, prompt: str, target: str, result: GenerateResult | None,

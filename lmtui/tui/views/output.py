@@ -17,8 +17,15 @@ if TYPE_CHECKING:
     from lmtui.generation import GeneratedText, GenerateResult
     from lmtui.masked import MaskPrediction
 
-HINT = ("Type a prompt on the left and press ctrl+r to generate; ctrl+t compares greedy, beam search and "
-        "sampling. F1 to F6 switch views; ctrl+p lists every command.")
+HINTS = {  # what to do first, for each kind of model
+    "decoder": "Type a prompt on the left and press ctrl+r to generate; ctrl+t compares greedy, beam search "
+               "and sampling. F1 to F6 switch views; ctrl+p lists every command.",
+    "encoder-decoder": "Type a source text on the left and press ctrl+r to generate from it; ctrl+t compares "
+                       "greedy, beam search and sampling. Type a target too, and Attention (F3) shows the decoder "
+                       "and cross attention, Loss (F4) how well the model predicts it. ctrl+p lists every command.",
+    "encoder": "Type a text with {mask} on the left and press ctrl+r: the model fills each mask with its top "
+               "candidates. Tokens (F2), Attention (F3) and Loss (F4) read any text; ctrl+p lists every command.",
+}
 
 
 class OutputView(VerticalScroll):
@@ -34,13 +41,19 @@ class OutputView(VerticalScroll):
         super().__init__()
         self.state = state
         self._prompt = ""
+        self._hint = HINTS["decoder"]  # what to do first with the model loaded
 
     def compose(self) -> ComposeResult:
-        yield Static(HINT, id="status", markup=False)
+        yield Static(self._hint, id="status", markup=False)
         yield Static(id="text", markup=False)
 
     def on_mount(self) -> None:
         self.watch(self.app, "result", self.show_result, init=False)
+
+    def welcome(self, kind: str, mask_token: str | None) -> None:
+        """A model has loaded: say what to do with this kind of model."""
+        self._hint = HINTS[kind].format(mask=mask_token or "a mask token")
+        self.show_result(None)
 
     def started(self, strategy: str, prompt: str) -> None:
         """A run begins; `prompt` is shown dimmed before a decoder's output ("" for other kinds)."""
@@ -59,7 +72,7 @@ class OutputView(VerticalScroll):
 
     def show_result(self, result: GenerateResult | None) -> None:
         if result is None:
-            self._status(HINT)
+            self._status(self._hint)
             self._text(Content(""))
             return
         sequences = result.sequences
@@ -77,7 +90,8 @@ class OutputView(VerticalScroll):
         self._text(Content.assemble(*parts))
 
     def show_masks(self, predictions: list[MaskPrediction]) -> None:
-        self._status(f"fill-mask: {len(predictions)} mask(s)")
+        count = len(predictions)
+        self._status(f"fill-mask: {count} mask{'s' if count != 1 else ''}, each with the encoder's top candidates")
         parts = []
         for prediction in predictions:
             parts.append(Content.styled(f"mask at token {prediction.position}\n", "bold"))

@@ -70,7 +70,7 @@ def describe_head(summary: HeadSummary) -> Content:
 
 
 def describe_cell(grid: Heatmap, kind: str, loaded: bool, decoding: bool) -> Content:
-    """The cell under the map's cursor: query (and, when `decoding`, the token that query predicts), key and
+    """The cell under the map's cursor: query (and, when `decoding`, the token it predicts: → “x”), key and
     weight (or why it is masked), and the row's largest."""
     if not grid.row_labels:
         return Content("")
@@ -78,9 +78,8 @@ def describe_cell(grid: Heatmap, kind: str, loaded: bool, decoding: bool) -> Con
     values = grid.values.get(row) if loaded else None
     where = Content.assemble(("query ", "$text-muted"), f"{row} “", (grid.row_labels[row], "bold"), "”")
     if decoding and row + 1 < len(grid.row_labels):  # a decoder's query reads one token, predicts the next
-        where += Content.assemble((" predicting “", "$text-muted"), grid.row_labels[row + 1], ("”", "$text-muted"))
-    where += Content.assemble(" → ", ("key ", "$text-muted"), f"{column} “", (grid.column_labels[column], "bold"),
-                              "”  ")
+        where += Content.assemble((" (→ “", "$text-muted"), grid.row_labels[row + 1], ("”)", "$text-muted"))
+    where += Content.assemble(("  key ", "$text-muted"), f"{column} “", (grid.column_labels[column], "bold"), "”  ")
     if values is None:
         return where + Content.styled("…", "$text-muted")
     value = values[column]
@@ -89,8 +88,9 @@ def describe_cell(grid: Heatmap, kind: str, loaded: bool, decoding: bool) -> Con
         why = "a later token, which this query may not see" if later else "padding, which no query reads"
         return where + Content.styled(f"masked: {why}", "$text-warning")
     best = max((n for n, v in enumerate(values) if v is not None), key=lambda n: values[n] or 0.0)
-    return where + Content.assemble((f"{value:.4f}", "bold $accent"), ("   row max ", "$text-muted"),
-                                    (grid.column_labels[best], "bold"), f" {values[best] or 0.0:.4f}")
+    return where + Content.assemble((f"{value:.4f}", "bold $accent"), ("  row max “", "$text-muted"),
+                                    (grid.column_labels[best], "bold"), ("” ", "$text-muted"),
+                                    f"{values[best] or 0.0:.4f}")
 
 
 def status_line(kind: str, layer: tuple[int, int], head: tuple[int, int], source: str, summary: str | None,

@@ -9,11 +9,12 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import TextArea
 
-TITLES = {
-    "decoder": ("Prompt", "Type a prompt, then ctrl+r to generate"),
-    "encoder-decoder": ("Source", "Type the source text (what the encoder reads)"),
-    "encoder": ("Text", "Type a text with a mask token, then ctrl+r to fill it"),
+TITLES = {  # kind -> (editor title, hint); {e} is where a bundled model's example goes
+    "decoder": ("Prompt", "Type a prompt{e}, then ctrl+r to generate"),
+    "encoder-decoder": ("Source", "Source text{e} for the encoder, then ctrl+r to generate"),
+    "encoder": ("Text", "Type a text with {mask} where a token should go{e}, then ctrl+r to fill it"),
 }
+TARGET_HINT = "Target{e}: what the decoder reads in the Tokens, Attention and Loss views"
 
 
 class PromptPanel(Vertical):
@@ -34,22 +35,27 @@ class PromptPanel(Vertical):
         """The prompt or the target was edited."""
 
     def compose(self) -> ComposeResult:
-        yield TextArea(id="prompt", soft_wrap=True, tab_behavior="focus", placeholder=TITLES["decoder"][1])
+        yield TextArea(id="prompt", soft_wrap=True, tab_behavior="focus",
+                       placeholder=TITLES["decoder"][1].format(e=""))
         yield TextArea(id="target", soft_wrap=True, tab_behavior="focus",
-                       placeholder="Type the target (the decoder side, for inspection)")
+                       placeholder=TARGET_HINT.format(e=""))
 
     def on_mount(self) -> None:
         self.query_one("#prompt", TextArea).border_title = TITLES["decoder"][0]
         self.query_one("#target", TextArea).border_title = "Target"
 
-    def set_kind(self, kind: str, mask_token: str | None = None) -> None:
+    def set_kind(self, kind: str, mask_token: str | None = None,
+                 example: tuple[str, str | None] | None = None) -> None:
+        """Title and hint the editors for this kind of model; `example`: a prompt (and target) to suggest."""
         self.set_class(kind == "encoder-decoder", "-encoder-decoder")
-        title, placeholder = TITLES.get(kind, TITLES["decoder"])
+        title, hint = TITLES.get(kind, TITLES["decoder"])
+        source, target = example if example is not None else (None, None)
         prompt = self.query_one("#prompt", TextArea)
         prompt.border_title = title
-        if kind == "encoder" and mask_token is not None:
-            placeholder = f"Type a text with {mask_token} where a token should be predicted, then ctrl+r"
-        prompt.placeholder = Content(placeholder)
+        prompt.placeholder = Content(hint.format(e=f" (e.g. {source})" if source else "",
+                                                 mask=mask_token or "a mask token"))
+        self.query_one("#target", TextArea).placeholder = Content(
+            TARGET_HINT.format(e=f" (e.g. {target})" if target else ""))
 
     @property
     def prompt(self) -> str:
