@@ -5,12 +5,15 @@ topics in `pydoc_data.topics` plus the docstrings of the standard library's modu
 functions. It needs no network, it is PSF-licensed text, and it is English prose in one consistent
 style, so a 2.6M-parameter model learns to write recognisable "Python docs" in minutes on a CPU.
 
-    python scripts/train_tiny_gpt.py                          # rebuilds weights/tiny-gpt (~13 min, 2 cores)
+    python scripts/train_tiny_gpt.py                          # rebuilds weights/tiny-gpt (~15 min, 2 cores)
     python scripts/train_tiny_gpt.py --smoke --out /tmp/tg    # a few steps on a tiny slice (seconds)
 
-Everything is seeded and the corpus is sorted, so the same Python version and the same library versions
-give the same checkpoint. Training uses `transformers.GPT2LMHeadModel` (a test dependency, needed here
-only); the saved folder is plain safetensors + JSON that lmtui reads with its own code.
+The model is lmtui's own `lmtui.models.gpt2.GPT2`, whose module names are `GPT2LMHeadModel`'s: its
+state_dict, with the Conv1D weights transposed back to (in, out) and without the tied `lm_head.weight`,
+is exactly what `GPT2LMHeadModel.save_pretrained` writes. transformers is used only for `GPT2Config`,
+`GenerationConfig` and `GPT2TokenizerFast`, to write the JSON and tokenizer files as transformers writes
+them. Everything is seeded and the corpus is sorted, so the same Python version and the same library
+versions give the same checkpoint. Needs lmtui installed (`pip install -e '.[test]'`).
 """
 
 from __future__ import annotations
@@ -31,9 +34,16 @@ import time
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import Tensor, nn
 from tqdm import tqdm
+
+from lmtui.models import gpt2
+from lmtui.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 EOT = "<|endoftext|>"
@@ -140,18 +150,44 @@ def token_stream(tokenizer, docs: list[str]) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- model and training
 
-def build_model(args: argparse.Namespace, vocab_size: int, eot: int):
-    from transformers import GPT2Config, GPT2LMHeadModel
+def gpt2_config(args: argparse.Namespace, vocab_size: int, eot: int) -> Any:
+    """transformers' GPT2Config for the model trained here (no dropout: lmtui's model has none)."""
+    from transformers import GPT2Config
 
     config = GPT2Config(vocab_size=vocab_size, n_positions=args.context, n_embd=args.hidden, n_layer=args.layers,
                         n_head=args.heads, bos_token_id=eot, eos_token_id=eot, tie_word_embeddings=True,
-                        resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=args.dropout)
-    return GPT2LMHeadModel(config)
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, architectures=["GPT2LMHeadModel"])
+    config.dtype = "float32"
+    return config
 
 
-def random_batch(data: torch.Tensor, batch: int, context: int, gen: torch.Generator) -> torch.Tensor:
+def build_model(config: dict[str, Any]) -> gpt2.GPT2:
+    """lmtui's GPT2, initialised as GPT-2 is: normal std 0.02 (std 0.02 / sqrt(2 * layers) for the
+    projections that write into the residual stream), zero biases, LayerNorm 1/0, lm_head tied to wte."""
+    model = gpt2.GPT2(gpt2.Config.from_hf(config))
+    std = config["initializer_range"]
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            scale = math.sqrt(2 * config["n_layer"]) if name.endswith("c_proj") else 1.0
+            nn.init.normal_(module.weight, std=std / scale)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    model.lm_head.weight = model.transformer.wte.weight
+    return model.train()
+
+
+def lm_loss(model: gpt2.GPT2, ids: Tensor) -> Tensor:
+    """Next-token cross-entropy over every position of ids (B, T)."""
+    logits = model(ids)  # (B, T, vocab)
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+
+
+def random_batch(data: Tensor, batch: int, context: int, gen: torch.Generator) -> Tensor:
     starts = torch.randint(0, len(data) - context, (batch,), generator=gen)
-    return torch.stack([data[s:s + context] for s in starts.tolist()])
+    return torch.stack([data[s:s + context] for s in starts.tolist()])  # (B, T)
 
 
 def lr_at(step: int, args: argparse.Namespace) -> float:
@@ -163,17 +199,17 @@ def lr_at(step: int, args: argparse.Namespace) -> float:
 
 
 @torch.no_grad()
-def eval_loss(model, data: torch.Tensor, args: argparse.Namespace) -> float:
+def eval_loss(model: gpt2.GPT2, data: Tensor, args: argparse.Namespace) -> float:
     """Mean loss over consecutive, non-overlapping windows of `data` (at most --eval-batches batches)."""
     model.eval()
     n = (len(data) - 1) // args.context
-    windows = data[: n * args.context].view(n, args.context)[: args.eval_batches * args.batch]
-    losses = [model(input_ids=w, labels=w).loss.item() for w in windows.split(args.batch)]
+    windows = data[: n * args.context].view(n, args.context)[: args.eval_batches * args.batch]  # (n, T)
+    losses = [lm_loss(model, w).item() for w in windows.split(args.batch)]
     model.train()
     return sum(losses) / len(losses)
 
 
-def train(model, train_ids: torch.Tensor, val_ids: torch.Tensor, args: argparse.Namespace) -> dict[str, float]:
+def train(model: gpt2.GPT2, train_ids: Tensor, val_ids: Tensor, args: argparse.Namespace) -> dict[str, float]:
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -185,8 +221,7 @@ def train(model, train_ids: torch.Tensor, val_ids: torch.Tensor, args: argparse.
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args)
-        batch = random_batch(train_ids, args.batch, args.context, gen)
-        loss = model(input_ids=batch, labels=batch).loss
+        loss = lm_loss(model, random_batch(train_ids, args.batch, args.context, gen))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -206,22 +241,33 @@ def generation_defaults(eot: int) -> dict[str, object]:
             "max_new_tokens": 60, "repetition_penalty": 1.2, "no_repeat_ngram_size": 3}
 
 
-def save(model, tokenizer, out: Path, eot: int) -> None:
+def checkpoint_state(model: gpt2.GPT2) -> dict[str, Tensor]:
+    """The state_dict as GPT2LMHeadModel saves it: Conv1D weights as (in, out), no tied lm_head."""
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name in model.tied:
+            continue
+        tensor = tensor.detach()
+        state[name] = (tensor.t() if gpt2.WEIGHTS.is_transposed(name) else tensor).contiguous()
+    return state
+
+
+def save(model: gpt2.GPT2, config: Any, tokenizer: Any, out: Path, eot: int) -> None:
+    """config.json, generation_config.json, model.safetensors and the tokenizer files."""
     from transformers import GenerationConfig
 
     out.mkdir(parents=True, exist_ok=True)
-    model.generation_config = GenerationConfig(**generation_defaults(eot))
-    model.save_pretrained(out)
+    config.save_pretrained(out)
+    GenerationConfig(**generation_defaults(eot)).save_pretrained(out)
+    save_file(checkpoint_state(model), str(out / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(out)
 
 
-@torch.no_grad()
-def print_samples(model, tokenizer, eot: int) -> None:
-    model.eval()
+def print_samples(out: Path) -> None:
+    """Greedy continuations of a few prompts, as `lmtui generate` writes them."""
+    session = Session(out)
     for prompt in PROMPTS:
-        ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), **generation_defaults(eot))
-        print(f"--- {prompt!r}\n{tokenizer.decode(out[0], skip_special_tokens=True)}")
+        print(f"--- {prompt!r}\n{prompt}{session.generate(prompt).sequences[0].text}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -235,7 +281,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=192, help="hidden size (n_embd)")
     p.add_argument("--heads", type=int, default=6, help="attention heads")
     p.add_argument("--context", type=int, default=256, help="context length and training sequence length")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout used while training (saved in config)")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
     p.add_argument("--batch", type=int, default=16, help="sequences per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
@@ -273,17 +318,18 @@ def main(argv: list[str] | None = None) -> None:
     eot = tokenizer.convert_tokens_to_ids(EOT)
     train_ids, val_ids = token_stream(tokenizer, train_docs), token_stream(tokenizer, val_docs)
     print(f"tokens: {len(train_ids):,} train, {len(val_ids):,} validation (vocabulary {len(tokenizer)})")
-    model = build_model(args, len(tokenizer), eot)
+    config = gpt2_config(args, len(tokenizer), eot)
+    model = build_model(config.to_dict())
     print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
     losses = train(model, train_ids, val_ids, args)
-    save(model, tokenizer, args.out, eot)
+    save(model, config, tokenizer, args.out, eot)
     (args.out / "training.json").write_text(json.dumps(
         {"args": {k: v for k, v in vars(args).items() if k != "out"}, "documents": len(docs),
          "characters": sum(map(len, docs)), "train_tokens": len(train_ids), "validation_tokens": len(val_ids),
          "final_loss": losses, "seconds": round(time.perf_counter() - start, 1)}, indent=2) + "\n")
     print(f"saved {args.out} in {time.perf_counter() - start:.0f} s; final losses {losses}")
     if not args.smoke:
-        print_samples(model, tokenizer, eot)
+        print_samples(args.out)
 
 
 if __name__ == "__main__":
