@@ -271,7 +271,7 @@ async def test_compare_runs_the_three_strategies(session: Session) -> None:
         assert set(app.compared) == {"greedy", "beam", "sample"}
         assert [r.strategy for r in app.compared.values()] == ["greedy", "beam", "sample"]
         greedy = session.generate(PROMPT).sequences[0].text
-        assert greedy.strip() in text_of(pilot, "#pane-greedy #text")
+        assert text_of(pilot, "#pane-greedy #text") == PROMPT + greedy  # the prompt (dimmed), then the output
         assert app.compared["sample"].settings.seed is not None
         for lane, result in app.compared.items():  # one scale for all: the model's perplexity on the output
             prompt, output = result.prompt_token_ids, result.sequences[0].token_ids

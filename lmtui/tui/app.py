@@ -248,7 +248,7 @@ class LmtuiApp(App[None], inherit_bindings=False):
             self.notify(str(error), severity="error")
             return
         self.compared = {}
-        self.query_one(CompareView).started()
+        self.query_one(CompareView).started(self.prompt if self.state.kind == "decoder" else "")
         self.generate_worker(self._start_job(), self.prompt, lanes)
         self.query_one(TabbedContent).active = "compare"
 

@@ -58,6 +58,7 @@ class CompareView(Container):
         super().__init__()
         self.state = state
         self._pending: set[str] = set()  # strategies of the compare in progress that have not ended
+        self._prompt = ""  # shown dimmed before a decoder's continuation
 
     def compose(self) -> ComposeResult:
         for strategy in STRATEGIES:
@@ -70,8 +71,9 @@ class CompareView(Container):
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW, "-narrow")
 
-    def started(self) -> None:
-        self._pending = set(STRATEGIES)
+    def started(self, prompt: str) -> None:
+        """A compare begins; `prompt` is what the continuations follow ("" for an encoder-decoder)."""
+        self._pending, self._prompt = set(STRATEGIES), prompt
         for pane in self.query(Pane):
             pane.show("waiting …", "")
 
@@ -82,7 +84,7 @@ class CompareView(Container):
         self._pending = set()
 
     def progress(self, strategy: str, text: str, step: int, max_steps: int) -> None:
-        shown = text or ("searching …" if strategy == "beam" else "")
+        shown = self._continuation(text) if text else "searching …" if strategy == "beam" else ""
         self._pane(strategy).show(shown, f"step {step} of {max_steps}")
 
     def done(self, strategy: str, result: GenerateResult, perplexity: float | None) -> None:
@@ -93,12 +95,15 @@ class CompareView(Container):
         beams = f" · {result.settings.num_beams} beams" if strategy == "beam" else ""
         ppl = f" · perplexity {perplexity:.2f}" if perplexity is not None else ""
         subtitle = f"{sequence.finish_reason} · {len(sequence.token_ids)} tokens{ppl}{beams}{seed}"
-        self._pane(strategy).show(Content.styled(sequence.text, "bold"), subtitle)
+        self._pane(strategy).show(self._continuation(sequence.text), subtitle)
         self._pending.discard(strategy)
 
     def failed(self, strategy: str, reason: str) -> None:
         self._pane(strategy).show(reason, "failed", error=True)
         self._pending.discard(strategy)
+
+    def _continuation(self, text: str) -> Content:
+        return Content.assemble((self._prompt, "$foreground-muted"), (text, "bold"))
 
     def _pane(self, strategy: str) -> Pane:
         return self.query_one(f"#pane-{strategy}", Pane)

@@ -70,8 +70,8 @@ def describe_head(summary: HeadSummary) -> Content:
 
 
 def describe_cell(grid: Heatmap, kind: str, loaded: bool, decoding: bool) -> Content:
-    """The cell under the map's cursor: query (and, when `decoding`, the token it predicts: → “x”), key and
-    weight (or why it is masked), and the row's largest."""
+    """The cell under the map's cursor: its weight first (so a narrow screen still shows it), the query
+    (and, when `decoding`, the token it predicts: → “x”), the key, and the row's largest; or why it is masked."""
     if not grid.row_labels:
         return Content("")
     row, column = grid.cursor
@@ -79,18 +79,17 @@ def describe_cell(grid: Heatmap, kind: str, loaded: bool, decoding: bool) -> Con
     where = Content.assemble(("query ", "$text-muted"), f"{row} “", (grid.row_labels[row], "bold"), "”")
     if decoding and row + 1 < len(grid.row_labels):  # a decoder's query reads one token, predicts the next
         where += Content.assemble((" (→ “", "$text-muted"), grid.row_labels[row + 1], ("”)", "$text-muted"))
-    where += Content.assemble(("  key ", "$text-muted"), f"{column} “", (grid.column_labels[column], "bold"), "”  ")
+    where += Content.assemble(("  key ", "$text-muted"), f"{column} “", (grid.column_labels[column], "bold"), "”")
     if values is None:
-        return where + Content.styled("…", "$text-muted")
+        return Content.styled("…  ", "$text-muted") + where
     value = values[column]
     if value is None:
         later = decoding and kind != "cross" and column > row
         why = "a later token, which this query may not see" if later else "padding, which no query reads"
-        return where + Content.styled(f"masked: {why}", "$text-warning")
+        return where + Content.styled(f"  masked: {why}", "$text-warning")
     best = max((n for n, v in enumerate(values) if v is not None), key=lambda n: values[n] or 0.0)
-    return where + Content.assemble((f"{value:.4f}", "bold $accent"), ("  row max “", "$text-muted"),
-                                    (grid.column_labels[best], "bold"), ("” ", "$text-muted"),
-                                    f"{values[best] or 0.0:.4f}")
+    return Content.assemble((f"{value:.4f}", "bold $accent"), "  ", where, ("  row max “", "$text-muted"),
+                            (grid.column_labels[best], "bold"), ("” ", "$text-muted"), f"{values[best] or 0.0:.4f}")
 
 
 def status_line(kind: str, layer: tuple[int, int], head: tuple[int, int], source: str, summary: str | None,
