@@ -402,6 +402,8 @@ async def test_loss_of_a_target_and_of_an_encoder(seq2seq: Session, bert_folder:
         assert "pseudo-log-likelihood" in text_of(pilot, "LossView #status")
         await show(pilot, "f3")
         assert text_of(pilot, "AttentionView #status").startswith("self  layer 0")
+        shown = {binding.description for _, binding, enabled, _ in app.active_bindings.values() if binding.show}
+        assert "Layer" in shown and "Prompt/output" not in shown  # an encoder has no generation to switch to
 
 
 async def test_views_at_80x24_and_resizing() -> None:

@@ -22,7 +22,7 @@ from textual.widgets import Static
 from lmtui.tui.jobs import one_line
 from lmtui.tui.state import AppState
 from lmtui.tui.views import readouts
-from lmtui.tui.views.inspecting import Follow, Source, read_source
+from lmtui.tui.views.inspecting import Follow, Source, read_source, source_key_offered
 from lmtui.tui.views.readouts import PAD, SUMMARIES, Sides
 from lmtui.tui.widgets.heatmap import Heatmap, legend
 
@@ -305,8 +305,14 @@ class AttentionView(Vertical, can_focus=True):
             self.remove_class("-overview")
             self._refresh()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "source":
+            return source_key_offered(self.state.kind, self.from_generation)
+        return True
+
     def action_source(self) -> None:
         self.from_generation = not self.from_generation
+        self.refresh_bindings()
         self.follow.now()
 
     def action_pad(self) -> None:

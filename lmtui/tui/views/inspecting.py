@@ -57,6 +57,12 @@ def read_source(kind: str, prompt: str, target: str, result: GenerateResult | No
     return Source(result.prompt, None, TokenInputs.of_generation(kind, result))
 
 
+def source_key_offered(kind: str, from_generation: bool) -> bool:
+    """Whether g (prompt / last generation) means anything: not for an encoder, which generates nothing,
+    unless the view is still on a generation from the model before (g is then the way back)."""
+    return kind != "encoder" or from_generation
+
+
 class Follow:
     """Calls `update` when the app's model or text changes: after a pause in the typing while the view
     is shown, at once when it is shown again after a change."""

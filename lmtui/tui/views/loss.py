@@ -23,7 +23,7 @@ from textual.widgets import Input, Label, Static
 from lmtui.tui.jobs import one_line
 from lmtui.tui.state import AppState
 from lmtui.tui.text import piece_label
-from lmtui.tui.views.inspecting import Follow, Source, read_source
+from lmtui.tui.views.inspecting import Follow, Source, read_source, source_key_offered
 from lmtui.tui.views.loss_detail import token_detail
 from lmtui.tui.widgets.heatmap import Palette
 from lmtui.tui.widgets.token_strip import Chip, TokenStrip
@@ -262,8 +262,14 @@ class LossView(Vertical, can_focus=True):
         value = max(0.0, min(1 - STEP, round(value + steps * STEP, 4)))
         self.query_one("#epsilon", Input).value = f"{value:g}"
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "source":
+            return source_key_offered(self.state.kind, self.from_generation)
+        return True
+
     def action_source(self) -> None:
         self.from_generation = not self.from_generation
+        self.refresh_bindings()
         self.follow.now()
 
     def _message(self, text: str, error: str | None = None) -> None:
