@@ -73,7 +73,7 @@ class GenerationRun:
         search = strategy(stepper, decoder_prompt, settings, stop)
         streaming = settings.strategy != "beam" and settings.num_return_sequences == 1
         stream = TextStream(tokenizer.decode, skip_special_tokens=True)
-        emitted, ended = "", None
+        emitted, ended, generated = "", None, []
         while not self._cancelled:
             try:
                 record = next(search)
@@ -81,7 +81,13 @@ class GenerationRun:
                 ended = done.value
                 break
             self.steps.append(record)
-            piece = stream.push(record.token_id) if streaming and isinstance(record, TokenStep) else ""
+            piece = ""
+            if streaming and isinstance(record, TokenStep):
+                generated.append(record.token_id)
+                # The token that completes a stop string may run past it (a stop string ending inside a
+                # word): its text comes at the end, cut where the final text is.
+                if stop is None or not stop(generated):
+                    piece = stream.push(record.token_id)
             emitted += piece
             yield piece
         if ended is None:  # cancelled: end the search where it is

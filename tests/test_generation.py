@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lmtui.checkpoint import DEFAULT_MODEL
 from lmtui.errors import InvalidOption
 from lmtui.session import Session
 
@@ -28,6 +29,23 @@ def test_streamed_pieces_join_to_the_final_text(session: Session, prompt: str, s
     assert "".join(pieces) == sequence.text
     assert sequence.text == session.tokenizer.decode(sequence.token_ids, skip_special_tokens=True)
     assert all("\ufffd" not in piece for piece in pieces) or "\ufffd" in sequence.text
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "sample"])
+def test_a_stop_string_ending_inside_a_token_is_not_streamed_past(strategy: str) -> None:
+    """The stream stops where the final text is cut, even when the stop string ends inside the last token."""
+    session = Session(DEFAULT_MODEL, device="cpu")  # real words: tokens of several characters
+    full = session.generate(PROMPTS[0], strategy=strategy, seed=0, max_new_tokens=12).sequences[0]
+    pieces = [session.tokenizer.decode([i], skip_special_tokens=True) for i in full.token_ids]
+    last = next(n for n, piece in enumerate(pieces) if len(piece.strip()) >= 2 and n > 0)
+    before = "".join(pieces[:last])
+    stop = (before + pieces[last])[len(before) - 1: len(before) + 1]  # the last character before, the first inside
+    assert stop in full.text, f"no token of two characters or more to cut inside: {pieces!r}"
+    run = session.stream(PROMPTS[0], strategy=strategy, seed=0, max_new_tokens=12, stop=(stop,))
+    streamed = "".join(run)
+    (sequence,) = run.result.sequences
+    assert sequence.finish_reason == "stop" and sequence.text.endswith(stop)
+    assert streamed == sequence.text
 
 
 def test_prompt_ids_are_the_tokenizers(session: Session) -> None:
