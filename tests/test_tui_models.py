@@ -74,9 +74,15 @@ async def test_open_model_switches_without_restarting(gpt2_folder: Path) -> None
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         first = app.state.session
-        await open_model(pilot, str(gpt2_folder))
-        assert app.state.session is not first and app.info.name == str(gpt2_folder)
-        assert app.info.vocab_size == 320 and "gpt2" in text_of(pilot, "ModelBar #summary")
+        await type_text(pilot, "The quick")
+        await pilot.press("ctrl+t")
+        await finished(pilot)
+        await open_model(pilot, str(gpt2_folder) + "/")
+        assert app.state.session is not first and app.info.name == str(gpt2_folder) + "/"
+        assert app.info.vocab_size == 320
+        assert text_of(pilot, "ModelBar #summary").startswith(f"lmtui {gpt2_folder.name}  │  gpt2")  # its own name
+        assert "ctrl+t" in text_of(pilot, "#pane-greedy #text")  # the first model's compare is gone
+        app.query_one("#prompt", TextArea).clear()
         await type_text(pilot, "The quick")
         await pilot.press("ctrl+r")
         await finished(pilot)

@@ -175,6 +175,7 @@ class LmtuiApp(App[None], inherit_bindings=False):
                                              bundled_example(message.info.path))
         self.query_one(DecodingPanel).set_kind(message.info.kind)
         self.query_one(OutputView).welcome(message.info.kind, mask.text if mask is not None else None)
+        self.query_one(CompareView).reset()
         tabs = self.query_one(TabbedContent)
         for view_id in GENERATING_VIEWS:
             (tabs.hide_tab if message.info.kind == "encoder" else tabs.show_tab)(view_id)

@@ -65,6 +65,10 @@ class CompareView(Container):
             yield Pane(strategy)
 
     def on_mount(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Nothing compared yet (or a new model: what the last one wrote is gone)."""
         for pane in self.query(Pane):
             pane.show("Press ctrl+t to run greedy, beam and sampling on the prompt.", "")
 

@@ -65,4 +65,4 @@ class ModelBar(Horizontal):
 def short_name(name: str) -> str:
     """A folder's own name (its full path is the tooltip); a Hub id as it is."""
     path = Path(name).expanduser()
-    return path.name if path.is_absolute() and path.exists() else name
+    return path.resolve().name if path.exists() else name
