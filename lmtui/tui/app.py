@@ -190,6 +190,7 @@ class LmtuiApp(App[None], inherit_bindings=False):
             (self.state.spec, self.state.session, info), self._previous = self._previous, None
             self.query_one(ModelBar).loaded(info)
             self.info = info
+            self.refresh_bindings()  # the footer followed the kind of nothing-loaded meanwhile
             self.notify(f"{message.reason}\nStill using {short_name(info.name)}; ctrl+o opens another model.",
                         title=f"Cannot load {message.spec.label}", severity="error", timeout=12)
             return
